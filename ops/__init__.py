@@ -1,0 +1,1 @@
+"""Ops side: admin HTTP API, dashboard, metrics (a later issue builds it)."""

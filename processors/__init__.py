@@ -1,0 +1,1 @@
+"""One module per job type; the registry maps type names to their model and processor."""

@@ -1,0 +1,1 @@
+"""Webhook receiver for Graph change notifications (a later issue builds it)."""

@@ -1,0 +1,1 @@
+"""graphworks worker side: settings, envelope, runner, dead-letter store, enqueue client, CLI."""

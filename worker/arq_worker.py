@@ -1,0 +1,123 @@
+"""arq's Worker, wired to the runner: JSON codec, promotion of due jobs, and a burst mode that
+waits for scheduled retries as well as queued jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from arq import Worker
+from arq.utils import poll
+from arq.worker import func
+
+from processors.registry import JOB_TYPES
+from ratelimits.base import Limiter, NoLimit
+from worker import codec
+from worker.clock import Clock, SystemClock
+from worker.deadletter.redis_store import RedisDeadLetterStore
+from worker.graph.auth import token_provider_from
+from worker.graph.client import GraphClient
+from worker.queue import JobQueue
+from worker.runner import Runner
+from worker.settings import Settings
+from worker.stats import Stats
+
+log = logging.getLogger("graphworks.worker")
+
+
+def job_queue(settings: Settings, redis: aioredis.Redis, clock: Clock) -> JobQueue:
+    return JobQueue(
+        redis,
+        clock,
+        name=settings.worker_queue,
+        priority_step_s=settings.queue_priority_step_s,
+        idempotency_ttl_s=settings.idempotency_ttl_s,
+        job_expiry_extra_s=settings.job_expiry_extra_s,
+    )
+
+
+def build_runner(
+    settings: Settings,
+    redis: aioredis.Redis,
+    *,
+    clock: Clock | None = None,
+    limiter: Limiter | None = None,
+    graph: GraphClient | None = None,
+) -> Runner:
+    clock = clock or SystemClock()
+    graph = graph or GraphClient(
+        settings.graph_base, token_provider_from(settings), timeout_s=settings.graph_call_timeout_s
+    )
+    return Runner(
+        settings=settings,
+        queue=job_queue(settings, redis, clock),
+        dlq=RedisDeadLetterStore(redis),
+        stats=Stats(redis),
+        graph=graph,
+        clock=clock,
+        limiter=limiter or NoLimit(),
+        policies=settings.policies,
+        job_types=JOB_TYPES,
+    )
+
+
+async def graphworks_job(ctx: dict[str, Any], raw: Any) -> str:
+    """The one arq function: every job is an envelope for the runner."""
+    runner: Runner = ctx["runner"]
+    return await runner.run(raw, job_try=int(ctx.get("job_try") or 1), arq_job_id=str(ctx.get("job_id", "")))
+
+
+class GraphworksWorker(Worker):
+    def __init__(self, runner: Runner, *, burst: bool = False, **kwargs: Any) -> None:
+        settings = runner.settings
+        super().__init__(
+            functions=[func(graphworks_job, name=codec.RUNNER_FUNCTION, max_tries=10_000)],
+            queue_name=runner.queue.queue_key,
+            redis_pool=runner.queue.redis,  # type: ignore[arg-type]  # arq only needs plain Redis calls
+            burst=False,  # arq's burst ignores our scheduled set; see main()
+            max_jobs=settings.worker_max_jobs,
+            job_timeout=settings.worker_job_timeout_s,
+            keep_result=0,
+            poll_delay=settings.worker_poll_delay_s,
+            job_serializer=codec.serialize,
+            job_deserializer=codec.deserialize,
+            ctx={"runner": runner},
+            **kwargs,
+        )
+        # arq re-runs a dead worker's job once its in-progress key expires: job timeout + this margin.
+        self.in_progress_timeout_s = settings.worker_job_timeout_s + settings.worker_in_progress_margin_s
+        self.runner = runner
+        self.graphworks_burst = burst
+        self._promote_every_s = settings.worker_promote_interval_s
+        self._last_promote = 0.0
+
+    async def _poll_iteration(self) -> None:
+        if time.monotonic() - self._last_promote >= self._promote_every_s:
+            self._last_promote = time.monotonic()
+            await self.runner.queue.promote_due()
+        await super()._poll_iteration()
+
+    async def drained(self) -> bool:
+        """Nothing running, queued or scheduled."""
+        if self.job_counter:
+            return False
+        queued, scheduled = await self.runner.queue.depth()
+        return queued == 0 and scheduled == 0
+
+    async def main(self) -> None:
+        # arq's main() with one change: burst mode ends only when scheduled retries are done too.
+        log.info("worker starting: queue=%s burst=%s", self.queue_name, self.graphworks_burst)
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        async for _ in poll(self.poll_delay_s):
+            await self._poll_iteration()
+            if self.graphworks_burst and await self.drained():
+                await asyncio.gather(*self.tasks.values())
+                if await self.drained():
+                    log.info("worker burst done: nothing queued, running or scheduled")
+                    return

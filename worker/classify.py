@@ -1,0 +1,64 @@
+"""Sort any exception a job raised into one of DESIGN.md's error classes, keeping Graph's details."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+import pydantic
+
+from worker.errors import CallTimeout, ErrorClass, GraphHTTPError, JobRejected, NetworkError
+from worker.redact import redact_text
+
+VALIDATION_STATUSES = frozenset({400, 404, 405, 409, 411, 413, 415, 422})
+UNAVAILABLE_STATUSES = frozenset({500, 502, 503, 504})
+AUTH_STATUSES = frozenset({401, 403})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the runner and the dead-letter store keep of one failed attempt."""
+
+    error_class: ErrorClass
+    message: str
+    status: int | None = None
+    graph_code: str | None = None
+    request_id: str | None = None
+    client_request_id: str | None = None
+    retry_after_s: float | None = None
+
+
+def class_of_status(status: int) -> ErrorClass:
+    if status == 429:
+        return ErrorClass.THROTTLED
+    if status in UNAVAILABLE_STATUSES:
+        return ErrorClass.UNAVAILABLE
+    if status in AUTH_STATUSES:
+        return ErrorClass.AUTH
+    if status in VALIDATION_STATUSES:
+        return ErrorClass.VALIDATION
+    return ErrorClass.UNKNOWN
+
+
+def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, GraphHTTPError):
+        return Failure(
+            class_of_status(exc.status),
+            redact_text(str(exc)),
+            status=exc.status,
+            graph_code=exc.graph_code,
+            request_id=exc.request_id,
+            client_request_id=exc.client_request_id,
+            retry_after_s=exc.retry_after_s,
+        )
+    message = redact_text(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, CallTimeout | TimeoutError | httpx.TimeoutException):
+        return Failure(ErrorClass.TIMEOUT, message)
+    if isinstance(exc, NetworkError | httpx.TransportError | ConnectionError):
+        return Failure(ErrorClass.NETWORK, message)
+    if isinstance(exc, JobRejected | pydantic.ValidationError):
+        return Failure(ErrorClass.VALIDATION, message)
+    if isinstance(exc, asyncio.CancelledError):
+        return Failure(ErrorClass.UNKNOWN, "cancelled")
+    return Failure(ErrorClass.UNKNOWN, message)

@@ -1,0 +1,60 @@
+"""Shared CLI plumbing: settings, Redis, running coroutines, error reporting."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import click
+import redis.asyncio as aioredis
+
+from worker.errors import ConfigError, EnqueueError
+from worker.settings import Settings, load_settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+def redis_from(settings: Settings) -> aioredis.Redis:
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set: name the Redis the workers use (redis://host:port/db)")
+    redis: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
+    return redis
+
+
+def run_async(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """Run an async click command; report our errors and Redis outages as one clear line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return asyncio.run(fn(*args, **kwargs))
+        except (ConfigError, EnqueueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except (ConnectionError, OSError, aioredis.ConnectionError) as exc:
+            raise click.ClickException(f"cannot reach Redis: {exc}") from exc
+
+    return wrapper
+
+
+async def with_redis(settings: Settings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    redis = redis_from(settings)
+    try:
+        return await work(redis)
+    finally:
+        await redis.aclose()
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+    sys.stderr.flush()

@@ -1,0 +1,194 @@
+"""The enqueue client for service code: typed, async, one method per job type plus a generic one.
+
+    async with GraphworksClient.from_settings() as gw:
+        job_id = await gw.send_mail(mailbox="ops@contoso.com", to=["a@contoso.com"], subject="Hi", body="...")
+
+A payload that fails its model raises PayloadInvalid naming the field; nothing is stored then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import pydantic
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+
+from processors.registry import JOB_TYPES
+from worker.clock import Clock, SystemClock
+from worker.envelope import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
+from worker.errors import ConfigError, EnqueueError, PayloadInvalid
+from worker.payloads import PAYLOAD_MODELS, Attachment, Inbound, Mail, Notification, Payload, Sync, TeamsMessage
+from worker.queue import JobQueue, Scheduled
+from worker.settings import Settings, load_settings
+
+
+class JobRequest(BaseModel):
+    """One job to enqueue; also the shape of a line of a JOBS.jsonl file."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    type: str
+    payload: dict[str, Any]
+    priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=512)
+    defer_s: float | None = Field(None, ge=0)
+
+
+def _problems(exc: pydantic.ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()]
+
+
+def validate_payload(job_type: str, payload: Mapping[str, Any] | BaseModel) -> Payload:
+    """The payload as its model, or PayloadInvalid naming each bad field."""
+    if job_type not in PAYLOAD_MODELS:
+        raise EnqueueError(f"unknown job type {job_type!r}; known: {', '.join(sorted(PAYLOAD_MODELS))}")
+    if job_type not in JOB_TYPES:
+        raise EnqueueError(f"job type {job_type!r} has no processor in this version; nothing was enqueued")
+    model = PAYLOAD_MODELS[job_type]
+    data = payload.model_dump() if isinstance(payload, BaseModel) else dict(payload)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise PayloadInvalid(job_type, _problems(exc)) from exc
+
+
+class GraphworksClient:
+    def __init__(self, redis: aioredis.Redis, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.queue = JobQueue(
+            redis,
+            self.clock,
+            name=settings.worker_queue,
+            priority_step_s=settings.queue_priority_step_s,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            job_expiry_extra_s=settings.job_expiry_extra_s,
+        )
+        self._owns_redis = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> GraphworksClient:
+        settings = settings or load_settings()
+        if not settings.redis_url:
+            raise ConfigError("REDIS_URL is not set: the client needs the Redis the workers use")
+        client = cls(aioredis.Redis.from_url(settings.redis_url), settings)
+        client._owns_redis = True
+        return client
+
+    async def __aenter__(self) -> GraphworksClient:
+        return self
+
+    async def __aexit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    def _scheduled(
+        self,
+        job_type: str,
+        payload: Mapping[str, Any] | BaseModel,
+        *,
+        priority: int,
+        idempotency_key: str | None,
+        defer_by: float | timedelta | None,
+        defer_until: datetime | None,
+    ) -> Scheduled:
+        if defer_by is not None and defer_until is not None:
+            raise EnqueueError("give defer_by or defer_until, not both")
+        if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+            raise EnqueueError(f"priority must be {PRIORITY_MIN}-{PRIORITY_MAX}, got {priority}")
+        model = validate_payload(job_type, payload)
+        due: float | None = None
+        if defer_by is not None:
+            seconds = defer_by.total_seconds() if isinstance(defer_by, timedelta) else float(defer_by)
+            if seconds < 0:
+                raise EnqueueError("defer_by must not be negative")
+            due = self.clock.now() + seconds
+        elif defer_until is not None:
+            if defer_until.tzinfo is None:
+                raise EnqueueError("defer_until must be timezone-aware")
+            due = defer_until.timestamp()
+        env = Envelope(
+            type=job_type,
+            payload=model.model_dump(mode="json", exclude_none=True),
+            priority=priority,
+            queue=self.settings.worker_queue,
+            idempotency_key=idempotency_key,
+        )
+        return Scheduled(env, due_at=due)
+
+    async def enqueue(
+        self,
+        job_type: str,
+        payload: Mapping[str, Any] | BaseModel,
+        *,
+        priority: int = PRIORITY_DEFAULT,
+        idempotency_key: str | None = None,
+        defer_by: float | timedelta | None = None,
+        defer_until: datetime | None = None,
+    ) -> str:
+        """Enqueue one job; returns its id (the first job's id if the idempotency key was seen)."""
+        job = self._scheduled(
+            job_type,
+            payload,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            defer_by=defer_by,
+            defer_until=defer_until,
+        )
+        return (await self.queue.put([job]))[0]
+
+    async def enqueue_many(self, requests: Iterable[JobRequest], *, chunk: int = 1000) -> list[str]:
+        """Validate every job first (one bad job: nothing is stored), then store in pipelined chunks."""
+        jobs: list[Scheduled] = []
+        for i, req in enumerate(requests):
+            try:
+                jobs.append(
+                    self._scheduled(
+                        req.type,
+                        req.payload,
+                        priority=req.priority,
+                        idempotency_key=req.idempotency_key,
+                        defer_by=req.defer_s,
+                        defer_until=None,
+                    )
+                )
+            except EnqueueError as exc:
+                raise EnqueueError(f"job {i + 1}: {exc}") from exc
+        ids: list[str] = []
+        for start in range(0, len(jobs), chunk):
+            ids.extend(await self.queue.put(jobs[start : start + chunk]))
+        return ids
+
+    async def send_teams_message(self, payload: TeamsMessage | None = None, /, **opts: Any) -> str:
+        return await self._typed("teams_message", TeamsMessage, payload, opts)
+
+    async def send_mail(self, payload: Mail | None = None, /, **opts: Any) -> str:
+        return await self._typed("mail", Mail, payload, opts)
+
+    async def fetch_inbound(self, payload: Inbound | None = None, /, **opts: Any) -> str:
+        return await self._typed("inbound", Inbound, payload, opts)
+
+    async def attachment(self, payload: Attachment | None = None, /, **opts: Any) -> str:
+        return await self._typed("attachment", Attachment, payload, opts)
+
+    async def notification(self, payload: Notification | None = None, /, **opts: Any) -> str:
+        return await self._typed("notification", Notification, payload, opts)
+
+    async def sync(self, payload: Sync | None = None, /, **opts: Any) -> str:
+        return await self._typed("sync", Sync, payload, opts)
+
+    async def _typed(self, job_type: str, model: type[Payload], payload: Payload | None, opts: dict[str, Any]) -> str:
+        """Fields of the model come from payload or keyword arguments; the rest are enqueue options."""
+        enqueue_opts = {k: opts.pop(k) for k in ("priority", "idempotency_key", "defer_by", "defer_until") if k in opts}
+        data: Mapping[str, Any] | BaseModel = payload if payload is not None else opts
+        if payload is not None and opts:
+            raise EnqueueError(f"unexpected arguments with a {model.__name__} payload: {', '.join(opts)}")
+        return await self.enqueue(job_type, data, **enqueue_opts)

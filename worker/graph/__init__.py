@@ -1,0 +1,1 @@
+"""The Graph call path: msgraph-sdk builds and sends requests (its RetryHandler off), we read responses."""

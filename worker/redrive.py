@@ -1,0 +1,73 @@
+"""Redrive: put dead-lettered jobs back on the queue with a fresh attempt budget.
+
+The job keeps its id, idempotency key and history; its redrive count goes up, so it is counted
+again once when it completes or fails anew.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter
+from worker.deadletter.store import DeadLetterStore
+from worker.envelope import AttemptRecord, Envelope
+from worker.queue import JobQueue, Scheduled
+
+
+class NotRedrivable(ValueError):
+    """The entry cannot run again as it is (its payload could never be decoded)."""
+
+
+def envelope_from_entry(entry: DeadLetterEntry) -> Envelope:
+    if not isinstance(entry.payload, dict):
+        raise NotRedrivable(f"entry {entry.id} is {entry.error_class}: its raw payload cannot be run; export it")
+    return Envelope(
+        id=entry.job_id,
+        type=entry.type,
+        payload=entry.payload,
+        priority=entry.priority,
+        queue=entry.queue,
+        idempotency_key=entry.idempotency_key,
+        created_at=entry.created_at or entry.first_failure_at,
+        attempt=0,
+        history=[AttemptRecord.model_validate(a.model_dump()) for a in entry.attempts],
+        redrive_count=entry.redrive_count + 1,
+    )
+
+
+@dataclass
+class RedriveResult:
+    redriven: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # entry id -> why
+
+
+async def redrive_one(store: DeadLetterStore, queue: JobQueue, entry_id: str) -> RedriveResult:
+    result = RedriveResult()
+    entry = await store.get(entry_id)
+    if entry is None:
+        result.skipped[entry_id] = "no such dead-letter entry"
+        return result
+    await _redrive(store, queue, entry, result)
+    return result
+
+
+async def redrive_matching(
+    store: DeadLetterStore, queue: JobQueue, flt: DeadLetterFilter | None = None
+) -> RedriveResult:
+    result = RedriveResult()
+    entries = [e async for e in store.scan(flt)]
+    for entry in entries:
+        await _redrive(store, queue, entry, result)
+    return result
+
+
+async def _redrive(store: DeadLetterStore, queue: JobQueue, entry: DeadLetterEntry, result: RedriveResult) -> None:
+    try:
+        env = envelope_from_entry(entry)
+    except NotRedrivable as exc:
+        result.skipped[entry.id] = str(exc)
+        return
+    # Queue first, then remove: a crash in between leaves the entry to be redriven again, never lost.
+    await queue.put([Scheduled(env, use_idempotency=False)])
+    await store.remove(entry.id)
+    result.redriven.append(entry.id)

@@ -1,0 +1,175 @@
+"""The runner: what arq calls for every job. Decode, validate, wait for the limiter, run the
+processor, and on failure classify -> policy -> schedule a retry or dead-letter.
+
+Attempts are counted here, in the envelope's history, never by arq's job_try: each retry is a new
+arq job with a fresh expiry, so a long retry schedule cannot die of arq's job expiry. arq's job_try
+only tells how many times *this* attempt was started, i.e. how many workers died running it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pydantic
+
+from processors.registry import JobType
+from ratelimits.base import Limiter
+from worker.classify import Failure, classify
+from worker.clock import Clock, utc
+from worker.context import JobContext
+from worker.deadletter.models import DeadLetterAttempt, DeadLetterEntry
+from worker.deadletter.store import DeadLetterStore
+from worker.envelope import AttemptRecord, Envelope, UndecodableJob, decode, new_job_id
+from worker.errors import ErrorClass
+from worker.graph.client import GraphClient
+from worker.policy import DeadLetter, PolicySet, RetryDecision, decide
+from worker.queue import JobQueue, Scheduled
+from worker.settings import Settings
+from worker.stats import Stats
+
+log = logging.getLogger("graphworks.runner")
+
+Outcome = Literal["completed", "retry", "dead_lettered"]
+MAX_RAW_KEPT = 64 * 1024
+
+
+@dataclass
+class Runner:
+    settings: Settings
+    queue: JobQueue
+    dlq: DeadLetterStore
+    stats: Stats
+    graph: GraphClient
+    clock: Clock
+    limiter: Limiter
+    policies: PolicySet
+    job_types: Mapping[str, JobType]
+    rand: Callable[[], float] = random.random
+
+    async def run(self, raw: Any, *, job_try: int = 1, arq_job_id: str = "") -> Outcome:
+        text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+        try:
+            env = decode(text)
+        except UndecodableJob as exc:
+            return await self._undecodable(exc, arq_job_id)
+        if job_try > self.settings.worker_max_job_runs:
+            failure = Failure(ErrorClass.UNKNOWN, f"a worker died running this attempt {job_try - 1} times")
+            return await self._dead_letter(env, failure, failure.message)
+        spec = self.job_types.get(env.type)
+        if spec is None:
+            failure = Failure(ErrorClass.VALIDATION, f"no processor for job type {env.type!r}")
+            return await self._dead_letter(env, failure, failure.message)
+        try:
+            payload = spec.model.model_validate(env.payload)
+        except pydantic.ValidationError as exc:
+            return await self._failed(env, exc)
+        ctx = JobContext(self.graph, self.queue.redis, self.settings, self.clock, env)
+        try:
+            async with self.limiter.acquire(spec.api, spec.scope(payload)):
+                async with asyncio.timeout(self.settings.worker_job_timeout_s * 0.95):
+                    await spec.run(ctx, payload)
+        except Exception as exc:
+            return await self._failed(env, exc)
+        if await self.stats.completed(env):
+            log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
+        return "completed"
+
+    async def _failed(self, env: Envelope, exc: BaseException) -> Outcome:
+        failure = classify(exc)
+        n = 1 + sum(1 for a in env.budget_history() if a.error_class == failure.error_class)
+        decision = decide(self.policies.for_(env.type, failure.error_class), failure, n, self.rand())
+        if isinstance(decision, RetryDecision) and env.attempt + 1 >= self.policies.max_total_attempts:
+            decision = DeadLetter(f"{self.policies.max_total_attempts} attempts made, the most any job gets")
+        if isinstance(decision, DeadLetter):
+            return await self._dead_letter(env, failure, decision.reason)
+        record = self._record(failure, decision.delay_s)
+        retry = env.model_copy(
+            update={
+                "attempt": env.attempt + 1,
+                "history": [*env.history, record],
+                "refresh_auth": decision.refresh_auth,
+            }
+        )
+        await self.queue.put([Scheduled(retry, due_at=self.clock.now() + decision.delay_s, use_idempotency=False)])
+        await self.stats.retried(env, failure.error_class)
+        log.warning(
+            "job=%s type=%s attempt=%d outcome=retry class=%s status=%s graph_code=%s request_id=%s delay_s=%.3f",
+            env.id, env.type, env.attempt + 1, failure.error_class, failure.status,
+            failure.graph_code, failure.request_id, decision.delay_s,
+        )  # fmt: skip
+        return "retry"
+
+    def _record(self, failure: Failure, delay_s: float | None) -> AttemptRecord:
+        return AttemptRecord(
+            at=utc(self.clock.now()),
+            error_class=failure.error_class,
+            status=failure.status,
+            delay_s=delay_s,
+            graph_code=failure.graph_code,
+            message=failure.message[:2000],
+            request_id=failure.request_id,
+        )
+
+    async def _dead_letter(self, env: Envelope, failure: Failure, reason: str) -> Outcome:
+        history = [*env.history, self._record(failure, None)]
+        entry = DeadLetterEntry(
+            id=env.id,
+            job_id=env.id,
+            type=env.type,
+            queue=env.queue,
+            payload=env.payload,
+            priority=env.priority,
+            idempotency_key=env.idempotency_key,
+            error_class=failure.error_class,
+            reason=reason,
+            status=failure.status,
+            graph_code=failure.graph_code,
+            message=failure.message[:2000],
+            request_id=failure.request_id,
+            client_request_id=failure.client_request_id,
+            attempts=[DeadLetterAttempt.model_validate(a.model_dump()) for a in history],
+            created_at=env.created_at,
+            first_failure_at=history[0].at,
+            last_failure_at=history[-1].at,
+            dead_lettered_at=utc(self.clock.now()),
+            redrive_count=env.redrive_count,
+        )
+        await self.dlq.put(entry)
+        if await self.stats.dead_lettered(env, failure.error_class):
+            log.error(
+                "job=%s type=%s attempt=%d outcome=dead_lettered class=%s status=%s graph_code=%s request_id=%s"
+                " reason=%s",
+                env.id, env.type, env.attempt + 1, failure.error_class, failure.status,
+                failure.graph_code, failure.request_id, reason,
+            )  # fmt: skip
+        return "dead_lettered"
+
+    async def _undecodable(self, exc: UndecodableJob, arq_job_id: str) -> Outcome:
+        job_id = arq_job_id.split(".")[0] if arq_job_id else new_job_id()
+        env = Envelope(id=job_id, type="unknown", payload={})
+        failure = Failure(ErrorClass.UNDECODABLE, exc.reason)
+        now = utc(self.clock.now())
+        entry = DeadLetterEntry(
+            id=job_id,
+            job_id=job_id,
+            type="unknown",
+            queue=self.queue.name,
+            payload=exc.raw[:MAX_RAW_KEPT],
+            error_class=ErrorClass.UNDECODABLE,
+            reason=exc.reason,
+            message=exc.reason,
+            attempts=[DeadLetterAttempt(at=now, error_class=ErrorClass.UNDECODABLE)],
+            first_failure_at=now,
+            last_failure_at=now,
+            dead_lettered_at=now,
+        )
+        await self.dlq.put(entry)
+        if await self.stats.dead_lettered(env, failure.error_class):
+            log.error("job=%s outcome=dead_lettered class=undecodable reason=%s", job_id, exc.reason)
+        return "dead_lettered"

@@ -1,0 +1,142 @@
+"""Settings from the environment (pydantic-settings) plus a TOML file for policies and limits.
+
+Each setting has one name, listed in the README. A bad value fails at start with the setting's
+name and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigError, ErrorClass
+from worker.policy import PolicySet
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    redis_url: str | None = Field(None, description="Redis for jobs and state; unset: embedded Redis (demo/dev)")
+    graph_base_url: AnyHttpUrl = Field(AnyHttpUrl("https://graph.microsoft.com/v1.0"))
+    graph_tenant_id: str | None = None
+    graph_client_id: str | None = None
+    graph_client_secret: SecretStr | None = None
+    graph_static_token: SecretStr | None = Field(None, description="a fixed bearer token (tests, graphsim)")
+    webhook_public_url: AnyHttpUrl | None = None
+    admin_token: SecretStr | None = None
+    graphworks_config: Path | None = Field(None, description="TOML file with policies and limits")
+
+    worker_queue: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    worker_max_jobs: int = Field(100, ge=1, le=10_000)
+    worker_poll_delay_s: float = Field(0.01, gt=0, le=10)
+    worker_job_timeout_s: float = Field(300.0, gt=0)
+    worker_in_progress_margin_s: float = Field(
+        10.0, gt=0, description="a dead worker's job re-runs this long after its timeout"
+    )
+    worker_max_job_runs: int = Field(
+        5, ge=1, description="runs of one attempt (worker deaths) before it is dead-lettered"
+    )
+    worker_promote_interval_s: float = Field(0.05, gt=0)
+    graph_call_timeout_s: float = Field(30.0, gt=0)
+    queue_priority_step_s: float = Field(60.0, gt=0, description="head start per priority level; bounds starvation")
+    idempotency_ttl_s: int = Field(86_400, ge=1)
+    job_expiry_extra_s: float = Field(86_400.0, gt=0, description="how long a queued job key outlives its due time")
+
+    @model_validator(mode="after")
+    def _timeouts_nest(self) -> Settings:
+        if self.graph_call_timeout_s >= self.worker_job_timeout_s:
+            raise ValueError("GRAPH_CALL_TIMEOUT_S must be below WORKER_JOB_TIMEOUT_S, so our timeout fires first")
+        return self
+
+    @property
+    def graph_base(self) -> str:
+        return str(self.graph_base_url).rstrip("/")
+
+    @cached_property
+    def file(self) -> FileConfig:
+        return load_file_config(self.graphworks_config)
+
+    @property
+    def policies(self) -> PolicySet:
+        return self.file.policy_set()
+
+
+class PolicyFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_retries: int | None = Field(None, ge=0)
+    base_delay_s: float | None = Field(None, ge=0)
+    factor: float | None = Field(None, ge=1)
+    max_delay_s: float | None = Field(None, ge=0)
+    jitter: float | None = Field(None, ge=0, le=1)
+    honour_retry_after: bool | None = None
+
+    def given(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True)
+
+
+class PoliciesSection(BaseModel):
+    """`[policies.defaults.<class>]` and `[policies.types.<job_type>.<class>]` tables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_total_attempts: int = Field(12, ge=1)
+    defaults: dict[ErrorClass, PolicyFields] = Field(default_factory=dict)
+    types: dict[str, dict[ErrorClass, PolicyFields]] = Field(default_factory=dict)
+
+
+class FileConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policies: PoliciesSection = Field(default_factory=PoliciesSection)
+    limits: dict[str, Any] = Field(default_factory=dict)  # read by ratelimits/
+
+    def policy_set(self) -> PolicySet:
+        base = PolicySet(max_total_attempts=self.policies.max_total_attempts)
+        return base.with_overrides(
+            {c: f.given() for c, f in self.policies.defaults.items()},
+            {t: {c: f.given() for c, f in m.items()} for t, m in self.policies.types.items()},
+        )
+
+
+def _describe(err: ValidationError, *, env: bool) -> str:
+    lines = []
+    for e in err.errors():
+        where = "_".join(str(p) for p in e["loc"]) or "settings"
+        name = where.upper() if env else ".".join(str(p) for p in e["loc"])
+        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        lines.append(f"{name}: {e['msg']}{got}")
+    return "; ".join(lines)
+
+
+def load_file_config(path: Path | None) -> FileConfig:
+    if path is None:
+        return FileConfig()
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"GRAPHWORKS_CONFIG: file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"GRAPHWORKS_CONFIG: {path} is not valid TOML: {exc}") from exc
+    try:
+        return FileConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"GRAPHWORKS_CONFIG {path}: {_describe(exc, env=False)}") from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; raise ConfigError naming each bad setting."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, env=True)) from exc
+    try:
+        settings.policies  # noqa: B018  (validate the TOML file at start, not at the first failure)
+    except ValueError as exc:
+        raise ConfigError(f"GRAPHWORKS_CONFIG: {exc}") from exc
+    return settings

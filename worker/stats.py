@@ -1,0 +1,78 @@
+"""Counters in one Redis hash: completed, retried and dead-lettered, by job type and error class."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from worker import keys
+from worker.envelope import Envelope
+from worker.errors import ErrorClass
+
+FINAL_MARKER_TTL_S = 7 * 86_400
+
+
+class StatsSnapshot(BaseModel):
+    completed: int
+    retried: int
+    dead_lettered: int
+    queued: int
+    scheduled: int
+    dead_letter_size: int
+    by_type: dict[str, dict[str, int]]
+    by_class: dict[str, dict[str, int]]
+
+
+class Stats:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        text = resources.files("worker").joinpath("lua", "final.lua").read_text()
+        self._final = redis.register_script(text)
+
+    async def completed(self, env: Envelope) -> bool:
+        """Count a success once per job (and redrive); False if it was counted already."""
+        return await self._once(env, "completed", f"completed:type:{env.type}")
+
+    async def dead_lettered(self, env: Envelope, error_class: ErrorClass) -> bool:
+        return await self._once(
+            env, "dead_lettered", f"dead_lettered:type:{env.type}", f"dead_lettered:class:{error_class}"
+        )
+
+    async def retried(self, env: Envelope, error_class: ErrorClass) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(keys.STATS, "retried", 1)
+            pipe.hincrby(keys.STATS, f"retried:type:{env.type}", 1)
+            pipe.hincrby(keys.STATS, f"retried:class:{error_class}", 1)
+            await pipe.execute()
+
+    async def _once(self, env: Envelope, *fields: str) -> bool:
+        marker = keys.final_marker(env.id, env.redrive_count)
+        return bool(await self._final(keys=[marker, keys.STATS], args=[FINAL_MARKER_TTL_S, *fields]))
+
+    async def snapshot(self, queue: str = "default") -> StatsSnapshot:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.STATS)
+            pipe.zcard(keys.queue(queue))
+            pipe.zcard(keys.scheduled(queue))
+            pipe.zcard(keys.DLQ_INDEX)
+            raw, queued, scheduled, dlq = await pipe.execute()
+        counters = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
+        by_type: dict[str, dict[str, int]] = {}
+        by_class: dict[str, dict[str, int]] = {}
+        for field, value in counters.items():
+            parts = field.split(":")
+            if len(parts) == 3:
+                target = by_type if parts[1] == "type" else by_class
+                target.setdefault(parts[2], {})[parts[0]] = value
+        return StatsSnapshot(
+            completed=counters.get("completed", 0),
+            retried=counters.get("retried", 0),
+            dead_lettered=counters.get("dead_lettered", 0),
+            queued=int(queued),
+            scheduled=int(scheduled),
+            dead_letter_size=int(dlq),
+            by_type=by_type,
+            by_class=by_class,
+        )
