@@ -6,11 +6,15 @@ up to 5 steps earlier, and an old low-priority job eventually beats new high-pri
 starvation: a job waits at most 9 steps behind any later job). Deferred jobs and retries wait in
 a separate zset by due time and are promoted with their head start when due; this keeps a future
 job from running early and lets `--burst` see what is still to come.
+
+Two clocks, on purpose: when a job is due is decided by the injected Clock (tests move it); the
+queue zset's scores are wall-clock ms, because arq's worker compares them with its own clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import time
 from dataclasses import dataclass
 from importlib import resources
 
@@ -67,18 +71,19 @@ class JobQueue:
         if not jobs:
             return []
         now_ms = int(self.clock.now() * 1000)
+        wall_ms = int(time.time() * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:
-                await self._add(pipe, job, now_ms)
+                await self._add(pipe, job, now_ms, wall_ms)
             results = await pipe.execute()
         return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
 
-    async def _add(self, pipe: aioredis.client.Pipeline, job: Scheduled, now_ms: int) -> None:
+    async def _add(self, pipe: aioredis.client.Pipeline, job: Scheduled, now_ms: int, wall_ms: int) -> None:
         env = job.envelope
         job_id = arq_job_id(env)
         due_ms = now_ms if job.due_at is None else int(job.due_at * 1000)
         later = due_ms > now_ms
-        score = due_ms if later else now_ms - env.priority * self.step_ms
+        score = due_ms if later else wall_ms - env.priority * self.step_ms
         idem = job.use_idempotency and env.idempotency_key is not None
         job_key = job_key_prefix + job_id
         await self._enqueue(
@@ -93,7 +98,10 @@ class JobQueue:
     async def promote_due(self, limit: int = 1000) -> int:
         """Move every scheduled job whose time has come into the queue; returns how many moved."""
         now_ms = int(self.clock.now() * 1000)
-        moved = await self._promote(keys=[self.scheduled_key, self.queue_key], args=[now_ms, self.step_ms, limit])
+        wall_ms = int(time.time() * 1000)
+        moved = await self._promote(
+            keys=[self.scheduled_key, self.queue_key], args=[now_ms, wall_ms, self.step_ms, limit]
+        )
         return int(moved)
 
     async def depth(self) -> tuple[int, int]:

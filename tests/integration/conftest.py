@@ -1,0 +1,106 @@
+"""A real pipeline in the test's event loop: Redis, graphsim over HTTP, an arq worker, a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+import redis.asyncio as aioredis
+
+from graphsim.server import SimServer
+from worker.arq_worker import GraphworksWorker, build_runner
+from worker.client import GraphworksClient
+from worker.clock import FakeClock
+from worker.deadletter.models import DeadLetterEntry
+from worker.runner import Runner
+from worker.settings import Settings, load_settings
+from worker.stats import Stats
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition") -> None:
+    """Wait for a condition the worker brings about (real time is only a safety net, never the test)."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    redis: aioredis.Redis
+    sim: SimServer
+    clock: FakeClock
+    runner: Runner
+    client: GraphworksClient
+    worker: GraphworksWorker
+    stats: Stats
+    _seen: set[str] = field(default_factory=set)
+
+    async def completed(self) -> int:
+        return (await self.stats.snapshot()).completed
+
+    async def dead_letters(self) -> list[DeadLetterEntry]:
+        return (await self.runner.dlq.page(limit=100)).entries
+
+    async def scheduled(self) -> list[tuple[str, float]]:
+        """(member, due epoch seconds) of jobs waiting for a future time."""
+        rows = await self.redis.zrange(self.runner.queue.scheduled_key, 0, -1, withscores=True)
+        return [(m.decode(), s / 1000) for m, s in rows]
+
+    async def advance_to_next_retry(self) -> float:
+        """Move the clock exactly to the next scheduled job's due time; returns the step taken."""
+
+        async def new_one() -> bool:
+            rows = await self.scheduled()
+            return bool(rows) and rows[0][0] not in self._seen
+
+        await eventually(new_one, what="a new scheduled retry")
+        member, due = (await self.scheduled())[0]
+        self._seen.add(member)
+        step = max(0.0, due - self.clock.now())
+        self.clock.set(due)
+        return step
+
+    def graph_requests(self, method: str = "POST") -> list[object]:
+        return [r for r in self.sim.state.requests() if r.method == method]
+
+
+def make_settings(redis_url: str, sim: SimServer, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "graph_base_url": sim.base_url,
+        "graph_static_token": "test-token",
+        "worker_poll_delay_s": 0.005,
+        "worker_promote_interval_s": 0.005,
+        "worker_job_timeout_s": 20.0,
+        "graph_call_timeout_s": 5.0,
+    }
+    values.update(extra)
+    return load_settings(**values)
+
+
+@pytest.fixture
+async def pipeline(redis: aioredis.Redis, redis_url: str, graphsim: SimServer) -> AsyncIterator[Pipeline]:
+    settings = make_settings(redis_url, graphsim)
+    clock = FakeClock()
+    runner = build_runner(settings, redis, clock=clock)
+    runner.rand = lambda: 0.0  # no jitter: delays are the policy's nominal values
+    worker = GraphworksWorker(runner, handle_signals=False)
+    task = asyncio.create_task(worker.main())
+    pipe = Pipeline(settings, redis, graphsim, clock, runner, GraphworksClient(redis, settings, clock=clock), worker,
+                    Stats(redis))  # fmt: skip
+    try:
+        yield pipe
+    finally:
+        task.cancel()
+        for t in list(worker.tasks.values()):
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runner.graph.close()

@@ -1,0 +1,131 @@
+"""Queue semantics on a real Redis: priority, starvation bound, idempotency, deferral, poison, redrive."""
+
+from __future__ import annotations
+
+import time
+
+from arq.constants import job_key_prefix
+
+from graphsim.faults import Fault
+from tests.integration.conftest import Pipeline, eventually
+from worker import keys
+from worker.client import JobRequest
+from worker.errors import ErrorClass
+from worker.redrive import redrive_one
+
+MAIL = {"mailbox": "ops@contoso.com", "to": ["a@contoso.com"], "subject": "s", "body": "b"}
+
+
+async def _next_for_arq(p: Pipeline) -> str:
+    """The job arq's worker takes next: the lowest score due now (what its poll loop reads)."""
+    ids = await p.redis.zrangebyscore(p.runner.queue.queue_key, "-inf", int(time.time() * 1000), start=0, num=1)
+    return str(ids[0].decode()).split(".")[0]
+
+
+async def test_priority_10_overtakes_10000_pending_priority_5_jobs(pipeline: Pipeline) -> None:
+    pipeline.worker.allow_pick_jobs = False  # look at the order without running anything
+    reqs = [JobRequest(type="mail", payload=MAIL) for _ in range(10_000)]
+    await pipeline.client.enqueue_many(reqs)
+    urgent = await pipeline.client.send_mail(**MAIL, priority=10)
+    assert await pipeline.redis.zcard(pipeline.runner.queue.queue_key) == 10_001
+    assert await _next_for_arq(pipeline) == urgent
+
+
+async def test_old_low_priority_job_is_not_starved(pipeline: Pipeline) -> None:
+    pipeline.worker.allow_pick_jobs = False
+    step = pipeline.settings.queue_priority_step_s
+    queue = pipeline.runner.queue
+    # A priority-1 job that has waited 9 steps beats a fresh priority-10 job.
+    old = await pipeline.client.send_mail(**MAIL, priority=1)
+    await pipeline.redis.zincrby(queue.queue_key, -9 * step * 1000 - 1, f"{old}.0.0")
+    await pipeline.client.send_mail(**MAIL, priority=10)
+    assert await _next_for_arq(pipeline) == old
+
+
+async def test_idempotency_key_returns_the_first_job_while_pending_and_after_done(pipeline: Pipeline) -> None:
+    first = await pipeline.client.send_mail(**MAIL, idempotency_key="order-42")
+    again = await pipeline.client.send_mail(**MAIL, idempotency_key="order-42")
+    assert again == first
+    await eventually(lambda: _eq(pipeline.completed(), 1), what="completion")
+    after = await pipeline.client.send_mail(**MAIL, idempotency_key="order-42")
+    assert after == first
+    assert len(pipeline.graph_requests()) == 1
+
+
+async def test_deferred_job_waits_for_its_time(pipeline: Pipeline) -> None:
+    await pipeline.client.send_mail(**MAIL, defer_by=30)
+    assert len(await pipeline.scheduled()) == 1
+    pipeline.clock.advance(29.9)
+    assert await pipeline.runner.queue.promote_due() == 0
+    pipeline.clock.advance(0.1)
+    await eventually(lambda: _eq(pipeline.completed(), 1), what="the deferred job to run")
+
+
+async def test_poison_job_is_dead_lettered_as_undecodable_and_the_worker_goes_on(pipeline: Pipeline) -> None:
+    queue = pipeline.runner.queue
+    await pipeline.redis.set(job_key_prefix + "poison1", b"\x80\x04not json at all")
+    await pipeline.redis.zadd(queue.queue_key, {"poison1": 1})  # arq skips a score of 0
+    await pipeline.client.send_mail(**MAIL)
+    await eventually(lambda: _eq(pipeline.completed(), 1), what="the good job after the poison one")
+    (entry,) = await pipeline.dead_letters()
+    assert entry.error_class == ErrorClass.UNDECODABLE and entry.job_id == "poison1"
+    assert isinstance(entry.payload, str) and "not json at all" in entry.payload
+    assert await pipeline.redis.zcard(queue.queue_key) == 0
+
+
+async def test_attempt_that_killed_workers_repeatedly_is_dead_lettered(pipeline: Pipeline) -> None:
+    from worker.envelope import Envelope, encode
+
+    env = Envelope(type="mail", payload=MAIL)
+    runs = pipeline.settings.worker_max_job_runs
+    assert await pipeline.runner.run(encode(env), job_try=runs + 1) == "dead_lettered"
+    (entry,) = await pipeline.dead_letters()
+    assert entry.error_class == ErrorClass.UNKNOWN and "died" in entry.reason
+
+
+async def test_invalid_payload_in_queue_is_dead_lettered_as_validation(pipeline: Pipeline) -> None:
+    from worker.envelope import Envelope, encode
+
+    bad = Envelope(type="mail", payload={"mailbox": "x"})
+    assert await pipeline.runner.run(encode(bad)) == "dead_lettered"
+    (entry,) = await pipeline.dead_letters()
+    assert entry.error_class == ErrorClass.VALIDATION and "to" in (entry.message or "")
+    assert pipeline.graph_requests() == []
+
+
+async def test_redriven_entry_succeeds_once_graph_recovers_and_keeps_its_history(pipeline: Pipeline) -> None:
+    pipeline.sim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", status=400))
+    job_id = await pipeline.client.send_mail(**MAIL, idempotency_key="k1")
+    await eventually(lambda: _nonempty(pipeline.dead_letters()), what="dead-letter")
+
+    result = await redrive_one(pipeline.runner.dlq, pipeline.runner.queue, job_id)
+    assert result.redriven == [job_id]
+    await eventually(lambda: _eq(pipeline.completed(), 1), what="the redriven job to complete")
+    assert await pipeline.dead_letters() == []
+    assert [r.status for r in pipeline.graph_requests()] == [400, 202]
+    snap = await pipeline.stats.snapshot()
+    assert (snap.completed, snap.dead_lettered) == (1, 1)
+    assert await pipeline.redis.get(keys.idempotency("k1")) == job_id.encode()
+
+
+async def test_redriven_job_that_fails_again_returns_with_all_attempts(pipeline: Pipeline) -> None:
+    pipeline.sim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", status=404, times=None))
+    job_id = await pipeline.client.send_mail(**MAIL)
+    await eventually(lambda: _nonempty(pipeline.dead_letters()), what="dead-letter")
+    await redrive_one(pipeline.runner.dlq, pipeline.runner.queue, job_id)
+    await eventually(lambda: _redriven_back(pipeline), what="the second dead-letter")
+    (entry,) = await pipeline.dead_letters()
+    assert entry.redrive_count == 1 and len(entry.attempts) == 2
+
+
+async def _redriven_back(p: Pipeline) -> bool:
+    entries = await p.dead_letters()
+    return bool(entries) and entries[0].redrive_count == 1
+
+
+async def _eq(value: object, expected: int) -> bool:
+    return await value == expected  # type: ignore[misc]
+
+
+async def _nonempty(value: object) -> bool:
+    return bool(await value)  # type: ignore[misc]
