@@ -86,6 +86,8 @@ class GraphworksWorker(Worker):
             job_serializer=codec.serialize,
             job_deserializer=codec.deserialize,
             ctx={"runner": runner},
+            # On SIGTERM/SIGINT, let running jobs finish (up to their timeout) instead of cancelling them.
+            job_completion_wait=int(settings.worker_job_timeout_s),
             **kwargs,
         )
         # arq re-runs a dead worker's job once its in-progress key expires: job timeout + this margin.

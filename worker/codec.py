@@ -25,7 +25,7 @@ def deserialize(data: bytes) -> dict[str, Any]:
             return obj
         if isinstance(obj, dict) and "s" in obj:  # a result record
             return obj
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         pass
     raw = data.decode("utf-8", errors="replace")
     return {"t": None, "f": RUNNER_FUNCTION, "a": [raw], "k": {}, "et": int(time.time() * 1000)}

@@ -83,7 +83,7 @@ def start_redis(
 ) -> EmbeddedRedis:
     """Start redis-server on 127.0.0.1 and wait until it answers PING."""
     owns = data_dir is None
-    directory = Path(tempfile.mkdtemp(prefix="graphworks-redis-")) if data_dir is None else data_dir
+    directory = Path(tempfile.mkdtemp(prefix="graphworks-redis-")) if data_dir is None else data_dir.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     args = [

@@ -13,8 +13,8 @@ queue zset's scores are wall-clock ms, because arq's worker compares them with i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 

@@ -19,7 +19,8 @@ from worker.policy import PolicySet
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # An empty variable (`GRAPH_STATIC_TOKEN=`) means unset, as in most env files.
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", env_ignore_empty=True)
 
     redis_url: str | None = Field(None, description="Redis for jobs and state; unset: embedded Redis (demo/dev)")
     graph_base_url: AnyHttpUrl = Field(AnyHttpUrl("https://graph.microsoft.com/v1.0"))
@@ -88,6 +89,15 @@ class PoliciesSection(BaseModel):
     max_total_attempts: int = Field(12, ge=1)
     defaults: dict[ErrorClass, PolicyFields] = Field(default_factory=dict)
     types: dict[str, dict[ErrorClass, PolicyFields]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_types(self) -> PoliciesSection:
+        from worker.payloads import PAYLOAD_MODELS
+
+        unknown = sorted(set(self.types) - set(PAYLOAD_MODELS))
+        if unknown:
+            raise ValueError(f"unknown job type(s) {', '.join(unknown)}; known: {', '.join(sorted(PAYLOAD_MODELS))}")
+        return self
 
 
 class FileConfig(BaseModel):

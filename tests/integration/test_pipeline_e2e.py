@@ -82,8 +82,9 @@ async def test_503_storm_follows_the_unavailable_policy_then_dead_letters(pipeli
 
 
 async def test_400_is_dead_lettered_at_once_with_graph_details(pipeline: Pipeline) -> None:
-    pipeline.sim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", status=400, graph_code="ErrorInvalidRecipients",
-                                       message="bad recipient"))  # fmt: skip
+    fault = Fault(method="POST", path="/users/*/sendMail", status=400, graph_code="ErrorInvalidRecipients",
+                  message="bad recipient")  # fmt: skip
+    pipeline.sim.state.add_fault(fault)
     job_id = await pipeline.client.send_mail(**MAIL)
     await eventually(lambda: _nonempty(pipeline.dead_letters()), what="the dead-letter entry")
 

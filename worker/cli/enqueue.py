@@ -9,7 +9,7 @@ import click
 import pydantic
 
 from worker.cli.common import redis_from, run_async, settings_or_exit
-from worker.client import GraphworksClient, JobRequest
+from worker.client import GraphworksClient, JobRequest, validate_payload
 from worker.errors import EnqueueError
 
 COMMON = [
@@ -44,11 +44,15 @@ def read_jobs(stream: TextIO) -> list[JobRequest]:
         if not line.strip():
             continue
         try:
-            jobs.append(JobRequest.model_validate_json(line))
+            job = JobRequest.model_validate_json(line)
+            validate_payload(job.type, job.payload)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "line"
             raise EnqueueError(f"line {number}: {where}: {first['msg']}; nothing was enqueued") from exc
+        except EnqueueError as exc:
+            raise EnqueueError(f"line {number}: {exc}; nothing was enqueued") from exc
+        jobs.append(job)
     return jobs
 
 
@@ -72,10 +76,7 @@ async def enqueue(ctx: click.Context, jobs_file: TextIO | None) -> None:
     settings = settings_or_exit()
     client = GraphworksClient(redis_from(settings), settings)
     try:
-        try:
-            ids = await client.enqueue_many(jobs)
-        except EnqueueError as exc:
-            raise EnqueueError(f"{exc}; nothing was enqueued") from exc
+        ids = await client.enqueue_many(jobs)
     finally:
         await client.redis.aclose()
     sys.stdout.write("".join(f"{i}\n" for i in ids))

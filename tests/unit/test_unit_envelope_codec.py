@@ -1,0 +1,170 @@
+"""The job envelope and arq's JSON codec: round trips, bounds, and poison bytes that never crash a worker."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pydantic
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker import codec
+from worker.envelope import PRIORITY_DEFAULT, AttemptRecord, Envelope, UndecodableJob, decode, encode
+from worker.errors import ErrorClass
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def attempt(i: int, error_class: ErrorClass = ErrorClass.UNAVAILABLE) -> AttemptRecord:
+    return AttemptRecord(at=T0 + timedelta(seconds=i), error_class=error_class, status=503, delay_s=float(i))
+
+
+def mail_envelope(**fields: object) -> Envelope:
+    return Envelope(type="mail", payload={"mailbox": "ops@contoso.com", "to": ["a@contoso.com"]}, **fields)  # type: ignore[arg-type]
+
+
+# --- Envelope ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw_type", [str, bytes])
+def test_round_trip(raw_type: type) -> None:
+    env = mail_envelope(
+        priority=9,
+        idempotency_key="order-42",
+        attempt=2,
+        history=[attempt(1), attempt(2, ErrorClass.THROTTLED)],
+        redrive_count=1,
+        refresh_auth=True,
+    )
+    text = encode(env)
+    assert decode(text if raw_type is str else text.encode()) == env
+
+
+def test_defaults() -> None:
+    env = mail_envelope()
+    assert (env.priority, env.queue, env.attempt, env.history, env.redrive_count) == (
+        PRIORITY_DEFAULT,
+        "default",
+        0,
+        [],
+        0,
+    )
+    assert env.id != mail_envelope().id
+    assert env.created_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("priority", [1, 10])
+def test_priority_bounds_accepted(priority: int) -> None:
+    assert mail_envelope(priority=priority).priority == priority
+
+
+@pytest.mark.parametrize("priority", [0, 11, -5])
+def test_priority_out_of_bounds_refused(priority: int) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        mail_envelope(priority=priority)
+
+
+def test_envelope_is_frozen() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        mail_envelope().priority = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json at all",
+        "[1, 2]",
+        '{"type": "mail"}',
+        '{"type": "mail", "payload": {}, "priority": 99}',
+        "",
+    ],
+)
+def test_garbage_is_undecodable_and_kept(raw: str) -> None:
+    with pytest.raises(UndecodableJob) as info:
+        decode(raw)
+    assert info.value.raw == raw
+    assert info.value.reason.startswith("not a job envelope")
+
+
+def test_undecodable_bytes_keep_their_text() -> None:
+    with pytest.raises(UndecodableJob) as info:
+        decode(b"\xffnot utf-8")
+    assert info.value.raw == "\ufffdnot utf-8"
+
+
+def test_budget_history_is_empty_before_any_failure() -> None:
+    assert mail_envelope().budget_history() == []
+
+
+def test_budget_history_is_every_attempt_without_redrive() -> None:
+    history = [attempt(1), attempt(2), attempt(3)]
+    assert mail_envelope(attempt=3, history=history).budget_history() == history
+
+
+def test_budget_history_after_redrive_counts_only_new_attempts() -> None:
+    history = [attempt(1), attempt(2), attempt(3), attempt(4, ErrorClass.THROTTLED)]
+    # Redriven after 3 failures (attempt reset to 0), then one new failure.
+    assert mail_envelope(attempt=1, history=history, redrive_count=1).budget_history() == [history[3]]
+    assert mail_envelope(attempt=0, history=history, redrive_count=1).budget_history() == []
+
+
+# --- codec ------------------------------------------------------------------------------------
+
+
+def assert_runner_call(job: dict[str, object], raw: str) -> None:
+    assert job["f"] == codec.RUNNER_FUNCTION
+    assert job["a"] == [raw]
+    assert job["k"] == {}
+    assert isinstance(job["et"], int)
+
+
+@pytest.mark.parametrize(
+    ("data", "raw"),
+    [
+        (b"\x80garbage", "\ufffdgarbage"),
+        (b"[1,2]", "[1,2]"),
+        (b'{"x": 1}', '{"x": 1}'),
+        (b"", ""),
+    ],
+)
+def test_poison_bytes_become_a_runner_call_with_the_raw_text(data: bytes, raw: str) -> None:
+    assert_runner_call(codec.deserialize(data), raw)
+
+
+def test_poison_reaches_the_runner_as_undecodable() -> None:
+    job = codec.deserialize(b"\x80garbage")
+    with pytest.raises(UndecodableJob) as info:
+        decode(job["a"][0])
+    assert info.value.raw == "\ufffdgarbage"
+
+
+@given(st.binary(max_size=200))
+def test_deserialize_never_raises(data: bytes) -> None:
+    job = codec.deserialize(data)
+    assert isinstance(job, dict)
+    assert ("f" in job and "a" in job) or "s" in job
+
+
+def test_deeply_nested_poison_becomes_a_runner_call() -> None:
+    data = b"[" * 100_000
+    assert_runner_call(codec.deserialize(data), data.decode())
+
+
+def test_job_record_round_trip() -> None:
+    env = mail_envelope(priority=2)
+    job = codec.deserialize(codec.job_record(encode(env), 1_714_564_800_000))
+    assert job == {"t": None, "f": codec.RUNNER_FUNCTION, "a": [encode(env)], "k": {}, "et": 1_714_564_800_000}
+    assert decode(job["a"][0]) == env
+
+
+def test_result_record_round_trip() -> None:
+    result = {"t": 1, "f": codec.RUNNER_FUNCTION, "a": ["{}"], "k": {}, "s": True, "r": "completed", "st": 1, "ft": 2}
+    assert codec.deserialize(codec.serialize(result)) == result
+
+
+def test_serialize_is_compact_json_and_stringifies_the_rest() -> None:
+    data = codec.serialize({"f": "x", "a": [T0]})
+    assert data == b'{"f":"x","a":["2024-05-01 12:00:00+00:00"]}'
+    assert json.loads(data)["a"] == [str(T0)]
