@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from arq import Worker
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.utils import poll
 from arq.worker import func
 
@@ -93,6 +94,7 @@ class GraphworksWorker(Worker):
         # arq re-runs a dead worker's job once its in-progress key expires: job timeout + this margin.
         self.in_progress_timeout_s = settings.worker_job_timeout_s + settings.worker_in_progress_margin_s
         self.runner = runner
+        runner.pending_completions = {}
         self.graphworks_burst = burst
         self._promote_every_s = settings.worker_promote_interval_s
         self._last_promote = 0.0
@@ -102,6 +104,40 @@ class GraphworksWorker(Worker):
             self._last_promote = time.monotonic()
             await self.runner.queue.promote_due()
         await super()._poll_iteration()
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """arq's finish_job, plus the runner's count-once completion in the same MULTI."""
+        completed = self.runner.pending_completions.pop(job_id, None) if self.runner.pending_completions else None
+        async with self.pool.pipeline(transaction=True) as tr:
+            delete_keys = []
+            in_progress_key = in_progress_key_prefix + job_id
+            if keep_in_progress is None:
+                delete_keys.append(in_progress_key)
+            else:
+                tr.pexpire(in_progress_key, int(keep_in_progress * 1000))
+            if finish:
+                if result_data:
+                    expire = None if keep_result_forever or result_timeout_s is None else int(result_timeout_s * 1000)
+                    tr.set(result_key_prefix + job_id, result_data, px=expire)
+                delete_keys += [retry_key_prefix + job_id, job_key_prefix + job_id]
+                tr.zrem(abort_jobs_ss, job_id)
+                tr.zrem(self.queue_name, job_id)
+            elif incr_score:
+                tr.zincrby(self.queue_name, incr_score, job_id)
+            if delete_keys:
+                tr.delete(*delete_keys)
+            if completed is not None:
+                await self.runner.stats.completed(completed, pipe=tr)
+            await tr.execute()
 
     async def drained(self) -> bool:
         """Nothing running, queued or scheduled."""

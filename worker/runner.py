@@ -51,6 +51,10 @@ class Runner:
     policies: PolicySet
     job_types: Mapping[str, JobType]
     rand: Callable[[], float] = random.random
+    # When set (by the arq worker), successes are handed over here, keyed by arq job id, and
+    # counted inside arq's finish transaction: one round trip fewer per job, and the count
+    # lands atomically with the job leaving the queue.
+    pending_completions: dict[str, Envelope] | None = None
 
     async def run(self, raw: Any, *, job_try: int = 1, arq_job_id: str = "") -> Outcome:
         text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
@@ -76,8 +80,11 @@ class Runner:
                     await spec.run(ctx, payload)
         except Exception as exc:
             return await self._failed(env, exc)
-        if await self.stats.completed(env):
-            log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
+        log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
+        if self.pending_completions is not None and arq_job_id:
+            self.pending_completions[arq_job_id] = env
+        else:
+            await self.stats.completed(env)
         return "completed"
 
     async def _failed(self, env: Envelope, exc: BaseException) -> Outcome:

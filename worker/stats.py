@@ -31,9 +31,24 @@ class Stats:
         text = resources.files("worker").joinpath("lua", "final.lua").read_text()
         self._final = redis.register_script(text)
 
-    async def completed(self, env: Envelope) -> bool:
-        """Count a success once per job (and redrive); False if it was counted already."""
+    async def completed(self, env: Envelope, *, pipe: aioredis.client.Pipeline | None = None) -> bool:
+        """Count a success once per job (and redrive); False if it was counted already.
+
+        With `pipe`, the count is queued on that pipeline (the worker's finish transaction) and
+        True is returned; the pipeline's result says whether it counted.
+        """
+        if pipe is not None:
+            await self._final(keys=self._final_keys(env), args=self._final_args("completed", env), client=pipe)
+            return True
         return await self._once(env, "completed", f"completed:type:{env.type}")
+
+    @staticmethod
+    def _final_keys(env: Envelope) -> list[str]:
+        return [keys.final_marker(env.id, env.redrive_count), keys.STATS]
+
+    @staticmethod
+    def _final_args(outcome: str, env: Envelope) -> list[str | int]:
+        return [FINAL_MARKER_TTL_S, outcome, f"{outcome}:type:{env.type}"]
 
     async def dead_lettered(self, env: Envelope, error_class: ErrorClass) -> bool:
         return await self._once(
@@ -48,8 +63,7 @@ class Stats:
             await pipe.execute()
 
     async def _once(self, env: Envelope, *fields: str) -> bool:
-        marker = keys.final_marker(env.id, env.redrive_count)
-        return bool(await self._final(keys=[marker, keys.STATS], args=[FINAL_MARKER_TTL_S, *fields]))
+        return bool(await self._final(keys=self._final_keys(env), args=[FINAL_MARKER_TTL_S, *fields]))
 
     async def snapshot(self, queue: str = "default") -> StatsSnapshot:
         async with self.redis.pipeline(transaction=False) as pipe:
