@@ -138,3 +138,31 @@ async def _equals(value: object, expected: int) -> bool:
 
 async def _nonempty(value: object) -> bool:
     return bool(await value)  # type: ignore[misc]
+
+
+async def test_throttled_schedule_from_60s_outlives_arq_expiry_then_dead_letters(pipeline: Pipeline) -> None:
+    pipeline.sim.state.add_fault(Fault(method="POST", path="/chats/*/messages", status=429, times=None))
+    await pipeline.client.send_teams_message(chat_id="19:hot", content="x")
+    steps = [await pipeline.advance_to_next_retry() for _ in range(5)]
+    assert steps == pytest.approx([60, 120, 240, 480, 960], abs=0.002)
+    await eventually(lambda: _nonempty(pipeline.dead_letters()), what="the dead-letter entry")
+    (entry,) = await pipeline.dead_letters()
+    assert entry.error_class == ErrorClass.THROTTLED and len(entry.attempts) == 6
+
+
+async def test_each_retry_job_key_lives_past_its_due_time(pipeline: Pipeline) -> None:
+    pipeline.sim.state.add_fault(Fault(method="POST", path="/chats/*/messages", status=429, times=None))
+    await pipeline.client.send_teams_message(chat_id="19:hot", content="x")
+    extra_ms = pipeline.settings.job_expiry_extra_s * 1000
+    for delay_s in (60, 120, 240):
+        await eventually(lambda: _nonempty(pipeline.scheduled()), what="a scheduled retry")
+        ((member, due),) = await pipeline.scheduled()
+        ttl_ms = await pipeline.redis.pttl(job_key_prefix + member.split(":", 1)[1])
+        assert ttl_ms >= delay_s * 1000 + extra_ms - 1000, "the retry's arq job would expire before it runs"
+        pipeline.clock.set(due)
+        await eventually(lambda: _moved_on(pipeline, member), what="the retry to run")
+
+
+async def _moved_on(p: Pipeline, member: str) -> bool:
+    rows = await p.scheduled()
+    return bool(rows) and rows[0][0] != member
