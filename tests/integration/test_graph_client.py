@@ -31,8 +31,8 @@ async def test_sdk_does_not_retry_and_fractional_retry_after_is_kept(graphsim: S
 async def test_paths_have_no_double_slash_and_carry_the_token(graphsim: SimServer) -> None:
     client = GraphClient(graphsim.base_url + "/", StaticTokenProvider("tok"))
     try:
-        response = await client.call("POST", client.sdk.users.by_user_id("u1").send_mail,
-                                     json_body={"message": {"toRecipients": [{"emailAddress": {"address": "a@b.c"}}]}})  # fmt: skip
+        body = {"message": {"toRecipients": [{"emailAddress": {"address": "a@b.c"}}]}}
+        response = await client.call("POST", client.sdk.users.by_user_id("u1").send_mail, json_body=body)
     finally:
         await client.close()
     assert response.status_code == 202

@@ -160,7 +160,7 @@ async def test_each_retry_job_key_lives_past_its_due_time(pipeline: Pipeline) ->
         ttl_ms = await pipeline.redis.pttl(job_key_prefix + member.split(":", 1)[1])
         assert ttl_ms >= delay_s * 1000 + extra_ms - 1000, "the retry's arq job would expire before it runs"
         pipeline.clock.set(due)
-        await eventually(lambda: _moved_on(pipeline, member), what="the retry to run")
+        await eventually(lambda m=member: _moved_on(pipeline, m), what="the retry to run")  # type: ignore[misc]
 
 
 async def _moved_on(p: Pipeline, member: str) -> bool:
