@@ -75,14 +75,18 @@ class Attachment(Payload):
 
 
 class Notification(Payload):
-    """One change notification or lifecycle event as the webhook receiver accepted it."""
+    """One change notification or lifecycle event as the webhook receiver accepted it (clientState
+    already checked and dropped; never stored)."""
 
     subscription_id: NonEmpty
     tenant_id: str | None = None
-    change_type: str | None = None
-    resource: str | None = None
-    lifecycle_event: str | None = None
-    resource_data: dict[str, Any] | None = None
+    change_type: str | None = None  # created | updated | deleted
+    resource: str | None = None  # e.g. "Users/{id}/Messages/{id}", "chats('{id}')/messages('{id}')"
+    resource_data: dict[str, Any] | None = None  # id, @odata.type, @odata.id
+    lifecycle_event: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = None
+    subscription_expiration: str | None = None
+    # Decrypted resource data of a rich notification (includeResourceData); never logged.
+    content: dict[str, Any] | None = None
 
 
 class Sync(Payload):

@@ -72,27 +72,66 @@ class GraphClient:
         builder: RequestBuilder,
         *,
         json_body: Any = None,
+        content: bytes | None = None,
         sender: str | None = None,
         force_refresh: bool = False,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request through the SDK pipeline; return the 2xx response or raise our error."""
-        info = RequestInformation(Method(method), builder.url_template, dict(builder.path_parameters))
+        """Send one request to a path the SDK's builder names; return the 2xx response or raise our error."""
+        info = RequestInformation(Method(method.upper()), builder.url_template, dict(builder.path_parameters))
         info.path_parameters["baseurl"] = self.base_url
+        return await self._send(info, json_body, content, sender, force_refresh, headers, authorize=True)
+
+    async def call_url(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+        sender: str | None = None,
+        force_refresh: bool = False,
+        headers: dict[str, str] | None = None,
+        authorize: bool = True,
+    ) -> httpx.Response:
+        """Send one request to an absolute URL Graph handed us (@odata.nextLink, deltaLink, upload URL).
+
+        authorize=False for pre-authenticated URLs (upload sessions): Graph may answer 401 to a
+        request that carries an Authorization header there.
+        """
+        info = RequestInformation(Method(method.upper()))
+        info.url = url
+        return await self._send(info, json_body, content, sender, force_refresh, headers, authorize=authorize)
+
+    async def _send(
+        self,
+        info: RequestInformation,
+        json_body: Any,
+        content: bytes | None,
+        sender: str | None,
+        force_refresh: bool,
+        headers: dict[str, str] | None,
+        *,
+        authorize: bool,
+    ) -> httpx.Response:
         info.headers.try_add("Accept", "application/json")
         info.headers.try_add("client-request-id", str(uuid.uuid4()))
         for name, value in (headers or {}).items():
             info.headers.try_add(name, value)
-        token = await self.tokens.token(sender=sender, force_refresh=force_refresh)
-        info.headers.try_add("Authorization", f"Bearer {token}")
+        if authorize:
+            token = await self.tokens.token(sender=sender, force_refresh=force_refresh)
+            info.headers.try_add("Authorization", f"Bearer {token}")
         if json_body is not None:
             info.content = json.dumps(json_body, separators=(",", ":")).encode()
             info.headers.try_add("Content-Type", "application/json")
+        elif content is not None:
+            info.content = content
         info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+        where = f"{info.http_method.value if info.http_method else '?'} {info.url_template or 'url'}"
         try:
             response: httpx.Response = await self._adapter.send_async(info, None, {})
         except httpx.TimeoutException as exc:
-            raise CallTimeout(f"{method} {builder.url_template}: no answer in time ({type(exc).__name__})") from exc
+            raise CallTimeout(f"{where}: no answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise NetworkError(f"{method} {builder.url_template}: {type(exc).__name__}: {exc}") from exc
+            raise NetworkError(f"{where}: {type(exc).__name__}: {exc}") from exc
         return raise_for_status(response)
