@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from arq import Worker
+from arq import Retry, Worker
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.utils import poll
 from arq.worker import func
@@ -67,9 +68,21 @@ def build_runner(
 
 
 async def graphworks_job(ctx: dict[str, Any], raw: Any) -> str:
-    """The one arq function: every job is an envelope for the runner."""
+    """The one arq function: every job is an envelope for the runner.
+
+    The runner turns every failure of a *job* into a retry or a dead-letter. If the runner itself
+    fails (Redis unreachable while it records the outcome, a bug), a plain exception would make arq
+    drop the job, so it asks arq to run it again shortly instead; after WORKER_MAX_JOB_RUNS starts
+    the runner dead-letters it.
+    """
     runner: Runner = ctx["runner"]
-    return await runner.run(raw, job_try=int(ctx.get("job_try") or 1), arq_job_id=str(ctx.get("job_id", "")))
+    job_try = int(ctx.get("job_try") or 1)
+    try:
+        return await runner.run(raw, job_try=job_try, arq_job_id=str(ctx.get("job_id", "")))
+    except Exception:
+        log.exception("job=%s runner error on start %d; arq will run it again", ctx.get("job_id"), job_try)
+        # arq re-scores the job to now + defer (it compensates for our priority-shifted score).
+        raise Retry(defer=timedelta(milliseconds=min(60_000, 500 * 2**job_try))) from None
 
 
 class GraphworksWorker(Worker):

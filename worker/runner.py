@@ -63,7 +63,10 @@ class Runner:
         except UndecodableJob as exc:
             return await self._undecodable(exc, arq_job_id)
         if job_try > self.settings.worker_max_job_runs:
-            failure = Failure(ErrorClass.UNKNOWN, f"a worker died running this attempt {job_try - 1} times")
+            failure = Failure(
+                ErrorClass.UNKNOWN,
+                f"this attempt was started {job_try - 1} times without finishing (worker died or runner error)",
+            )
             return await self._dead_letter(env, failure, failure.message)
         spec = self.job_types.get(env.type)
         if spec is None:

@@ -129,3 +129,21 @@ async def _eq(value: object, expected: int) -> bool:
 
 async def _nonempty(value: object) -> bool:
     return bool(await value)  # type: ignore[misc]
+
+
+async def test_runner_error_makes_arq_run_the_job_again_instead_of_dropping_it(pipeline: Pipeline) -> None:
+    pipeline.sim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", status=503))
+    real_put = pipeline.runner.queue.put
+    calls = {"n": 0}
+
+    async def flaky_put(jobs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("redis went away while scheduling the retry")
+        return await real_put(jobs)
+
+    await pipeline.client.send_mail(**MAIL)  # enqueued before the fault in put is armed
+    pipeline.runner.queue.put = flaky_put  # type: ignore[method-assign]
+    await eventually(lambda: _eq(pipeline.completed(), 1), timeout_s=15, what="the re-run to complete")
+    assert [r.status for r in pipeline.graph_requests()] == [503, 202]
+    assert await pipeline.dead_letters() == []
