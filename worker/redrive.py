@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter
 from worker.deadletter.store import DeadLetterStore
-from worker.envelope import AttemptRecord, Envelope
+from worker.envelope import Envelope
 from worker.queue import JobQueue, Scheduled
 
 
@@ -30,7 +30,7 @@ def envelope_from_entry(entry: DeadLetterEntry) -> Envelope:
         idempotency_key=entry.idempotency_key,
         created_at=entry.created_at or entry.first_failure_at,
         attempt=0,
-        history=[AttemptRecord.model_validate(a.model_dump()) for a in entry.attempts],
+        history=list(entry.attempts),
         redrive_count=entry.redrive_count + 1,
     )
 

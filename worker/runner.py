@@ -143,7 +143,7 @@ class Runner:
             message=failure.message[:2000],
             request_id=failure.request_id,
             client_request_id=failure.client_request_id,
-            attempts=[DeadLetterAttempt.model_validate(a.model_dump()) for a in history],
+            attempts=history,
             created_at=env.created_at,
             first_failure_at=history[0].at,
             last_failure_at=history[-1].at,

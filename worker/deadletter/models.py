@@ -7,19 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from worker.envelope import AttemptRecord
 from worker.errors import ErrorClass
 
-
-class DeadLetterAttempt(BaseModel):
-    """One attempt of the job, oldest first; delay_s is the delay the policy chose (None for the last)."""
-
-    at: datetime
-    error_class: ErrorClass
-    status: int | None = None
-    delay_s: float | None = None
-    graph_code: str | None = None
-    message: str | None = None
-    request_id: str | None = None
+# One attempt of the job, oldest first; delay_s is the delay the policy chose (None for the last).
+# The same record the envelope's history keeps, so a dead-letter entry and a redrive share it.
+DeadLetterAttempt = AttemptRecord
 
 
 class DeadLetterEntry(BaseModel):
