@@ -9,7 +9,20 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-from graphsim import control, routes_mail, routes_teams
+from graphsim import (
+    control,
+    control_delta,
+    limits_control,
+    routes_delta,
+    routes_drive,
+    routes_identity,
+    routes_inbound,
+    routes_mail,
+    routes_mail_drafts,
+    routes_subscriptions,
+    routes_teams,
+    routes_uploads,
+)
 from graphsim.errors import GraphError, error_response, graph_error_response
 from graphsim.layer import GraphLayer, graph_path
 from graphsim.state import SimState
@@ -25,8 +38,30 @@ class GraphSimApp(Starlette):
     def __init__(self, state: SimState) -> None:
         super().__init__(
             routes=[
-                Mount("/v1.0", routes=[*routes_teams.routes(), *routes_mail.routes()]),
-                Mount("/_sim", routes=control.routes()),
+                Mount(
+                    "/v1.0",
+                    routes=[
+                        *routes_delta.routes(),
+                        *routes_teams.routes(),
+                        *routes_mail.routes(),
+                        *routes_inbound.routes(),
+                        *routes_drive.routes(),
+                        *routes_uploads.routes(),
+                        *routes_mail_drafts.routes(),
+                        *routes_subscriptions.routes(),
+                    ],
+                ),  # delta first: beats /messages/{id}
+                Mount(
+                    "/_sim",
+                    routes=[
+                        *control.routes(),
+                        *control_delta.routes(),
+                        *routes_inbound.control_routes(),
+                        *routes_subscriptions.control_routes(),
+                        *limits_control.routes(),
+                    ],
+                ),
+                *routes_identity.routes(),  # the fake token endpoint, at the root as on login.microsoftonline.com
             ],
             exception_handlers={
                 GraphError: _graph_error,

@@ -27,6 +27,8 @@ from graphsim.state import RecordedRequest, SimState
 GRAPH_PREFIX = "/v1.0"
 _STAMPED = {b"request-id", b"client-request-id", b"date"}
 _RESET_STATUS = 0  # recorded status of a request whose connection was reset
+# Upload-session and download URLs are pre-authenticated (the URL is the credential): no bearer token.
+PRE_AUTHENTICATED_PREFIXES = ("/_uploads/", "/_downloads/")
 
 
 def graph_path(path: str) -> str | None:
@@ -151,8 +153,15 @@ class GraphLayer:
                 await self._fault_response(fault, path, scope, receive, stamping)
                 return
 
+        retry_after = self.state.limits.check(scope["method"], path)
+        if retry_after is not None:  # throttled, as Graph does: 429 with Retry-After (graphsim/limits.py)
+            extra = {"Retry-After": f"{retry_after:.3f}"}
+            response = error_response(429, "TooManyRequests", "Too many requests", scope, extra)
+            await response(scope, receive, stamping)
+            return
+
         refused = auth_failure(headers.get("authorization"), self.state.expected_token)
-        if refused is not None:
+        if refused is not None and not path.startswith(PRE_AUTHENTICATED_PREFIXES):
             response = error_response(401, "InvalidAuthenticationToken", refused, scope)
             await response(scope, receive, stamping)
             return
@@ -185,13 +194,12 @@ class GraphLayer:
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _STAMPED]
                 date = (b"date", formatdate(usegmt=True).encode("latin-1"))
                 message = {**message, "headers": [*kept, *ids, date]}
-            elif (
-                message["type"] == "http.response.body" and not message.get("more_body", False) and recorded is not None
-            ):
-                # Record before the answer completes, so a client that has its response
-                # always finds the request in the log.
-                self.state.record(RecordedRequest(status=status, **recorded))
-                recorded = None
+                if recorded is not None:
+                    # Record before any byte of the answer leaves, so a client that has its
+                    # response always finds the request in the log (a 202/204 with
+                    # Content-Length: 0 is complete for the client once its headers arrive).
+                    self.state.record(RecordedRequest(status=status, **recorded))
+                    recorded = None
             await send(message)
 
         return stamped

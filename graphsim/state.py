@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphsim import resources
+from graphsim.delta_store import DeltaStore
 from graphsim.faults import Fault
+from graphsim.files import FileStore
+from graphsim.identity import IdentityStore
+from graphsim.limits import LimitEnforcer
+from graphsim.subscriptions import SubscriptionStore
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,11 @@ class SimState:
         self._channel: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._sent: list[SentMail] = []
         self._last_message_ms = 0
+        self.delta = DeltaStore()  # delta-query collections, change logs and tokens (issue 3)
+        self.files = FileStore()  # drive items, mail drafts, upload sessions (issue 3)
+        self.identity = IdentityStore()  # the fake token endpoint's grants (issue 3)
+        self.subscriptions = SubscriptionStore()  # /subscriptions and notification firing (issue 5)
+        self.limits = LimitEnforcer()  # throttling with 429 + Retry-After, off until set (issue 4)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -80,6 +90,11 @@ class SimState:
             self._chat.clear()
             self._channel.clear()
             self._sent.clear()
+        self.delta.reset()
+        self.files.reset()
+        self.identity.reset()
+        self.subscriptions.reset()
+        self.limits.reset()
 
     # -- faults ------------------------------------------------------------------------------
 

@@ -1,17 +1,32 @@
-"""mail: send an Outlook message from a user or shared mailbox with sendMail (202, no body).
+"""mail: send an Outlook message from a user or shared mailbox.
 
-Graph: POST /users/{id | userPrincipalName}/sendMail
+Without attachments, or with small ones (together under 3 MB), one sendMail (202, no body) with
+the files inline as fileAttachments. With a file of 3 MB or more (up to 150 MB): a draft, each
+large file through an attachment upload session, then send (processors/outlook_draft.py).
 https://learn.microsoft.com/en-us/graph/api/user-sendmail
+https://learn.microsoft.com/en-us/graph/outlook-large-attachments
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
 
+from processors.common import explained
+from processors.sources import LocalFile, source_file
 from worker.context import JobContext
-from worker.payloads import Mail
+from worker.errors import GraphHTTPError, JobRejected
+from worker.payloads import Mail, MailAttachment
+
+# "If the file size is under 3 MB, do a single POST"; 3 MB to 150 MB: an upload session.
+# https://learn.microsoft.com/en-us/graph/outlook-large-attachments
+INLINE_MAX_BYTES = 3 * 1024 * 1024
+SESSION_MAX_BYTES = 150 * 1024 * 1024
 
 
 class MailAccepted(BaseModel):
@@ -19,13 +34,15 @@ class MailAccepted(BaseModel):
 
     mailbox: str
     request_id: str | None
+    message_id: str | None = None  # the draft's id, when sent by draft
+    attachments: int = 0
 
 
 def _recipients(addresses: list[str]) -> list[dict[str, Any]]:
     return [{"emailAddress": {"address": a}} for a in addresses]
 
 
-def send_mail_body(payload: Mail) -> dict[str, Any]:
+def message_fields(payload: Mail) -> dict[str, Any]:
     message: dict[str, Any] = {
         "subject": payload.subject,
         "body": {"contentType": payload.body_type, "content": payload.body},
@@ -38,16 +55,76 @@ def send_mail_body(payload: Mail) -> dict[str, Any]:
         message["bccRecipients"] = _recipients(payload.bcc)
     if payload.reply_to:
         message["replyTo"] = _recipients(payload.reply_to)
+    return message
+
+
+def send_mail_body(payload: Mail, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message = message_fields(payload)
+    if attachments:
+        message["attachments"] = attachments
     return {"message": message, "saveToSentItems": payload.save_to_sent_items}
+
+
+async def file_attachment(spec: MailAttachment, source: LocalFile) -> dict[str, Any]:
+    """A fileAttachment with contentBytes (only for files under 3 MB, so the base64 stays small)."""
+    data = await asyncio.to_thread(source.path.read_bytes)
+    attachment: dict[str, Any] = {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": spec.name or source.name,
+        "contentBytes": base64.b64encode(data).decode("ascii"),
+        "isInline": spec.is_inline,
+    }
+    if spec.content_type:
+        attachment["contentType"] = spec.content_type
+    if spec.content_id:
+        attachment["contentId"] = spec.content_id
+    return attachment
 
 
 def limit_scope(payload: Mail) -> str:
     return f"mailbox:{payload.mailbox}"
 
 
+@contextlib.asynccontextmanager
+async def opened_sources(ctx: JobContext, payload: Mail) -> AsyncIterator[list[LocalFile]]:
+    """Every attachment's file, checked (exists, at most 150 MB) before any Graph call."""
+    async with contextlib.AsyncExitStack() as stack:
+        files: list[LocalFile] = []
+        for n, spec in enumerate(payload.attachments, 1):
+            what = f"attachment {n} ({spec.name or spec.path or spec.url})"
+            source = await stack.enter_async_context(
+                source_file(
+                    spec.path,
+                    spec.url,
+                    source_dir=ctx.settings.attachment_source_dir,
+                    timeout_s=ctx.settings.graph_call_timeout_s,
+                    what=what,
+                )
+            )
+            if source.size > SESSION_MAX_BYTES:
+                raise JobRejected(f"{what} is {source.size} bytes; Outlook takes attachments up to 150 MB")
+            files.append(source)
+        yield files
+
+
+def unknown_mailbox(exc: GraphHTTPError, mailbox: str) -> GraphHTTPError:
+    if exc.status == 404:
+        return explained(exc, f"mailbox {mailbox} was not found (no such user or shared mailbox)")
+    return exc
+
+
 async def send_mail(ctx: JobContext, payload: Mail) -> MailAccepted:
+    async with opened_sources(ctx, payload) as files:
+        if any(f.size >= INLINE_MAX_BYTES for f in files) or sum(f.size for f in files) >= INLINE_MAX_BYTES:
+            from processors.outlook_draft import send_by_draft
+
+            return await send_by_draft(ctx, payload, files)
+        attachments = [await file_attachment(spec, f) for spec, f in zip(payload.attachments, files, strict=True)]
     builder = ctx.graph.sdk.users.by_user_id(payload.mailbox).send_mail
-    response = await ctx.graph.call(
-        "POST", builder, json_body=send_mail_body(payload), force_refresh=ctx.force_token_refresh
-    )
-    return MailAccepted(mailbox=payload.mailbox, request_id=response.headers.get("request-id"))
+    try:
+        response = await ctx.graph.call("POST", builder, json_body=send_mail_body(payload, attachments),
+                                        force_refresh=ctx.force_token_refresh)  # fmt: skip
+    except GraphHTTPError as exc:
+        raise unknown_mailbox(exc, payload.mailbox) from exc
+    return MailAccepted(mailbox=payload.mailbox, request_id=response.headers.get("request-id"),
+                        attachments=len(attachments))  # fmt: skip

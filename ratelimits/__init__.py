@@ -1,1 +1,1 @@
-"""Rate limiters in front of every Graph call; algorithms apart from storage backends."""
+"""Rate limits in front of every Graph request: Graph's limits as data, one algorithm, Redis and in-process backends."""

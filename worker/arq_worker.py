@@ -12,12 +12,16 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from arq import Retry, Worker
+from arq.connections import ArqRedis
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.utils import poll
 from arq.worker import func
 
 from processors.registry import JOB_TYPES
-from ratelimits.base import Limiter, NoLimit
+from processors.warmup import preload_graph_paths
+from ratelimits.base import Limiter
+from ratelimits.build import build_limiter
+from webhooks.renewal import renewal_cron
 from worker import codec
 from worker.clock import Clock, SystemClock
 from worker.deadletter.redis_store import RedisDeadLetterStore
@@ -50,10 +54,19 @@ def build_runner(
     limiter: Limiter | None = None,
     graph: GraphClient | None = None,
 ) -> Runner:
+    """The runner of one worker process. No `limiter`: the shared Redis one from the `[limits]`
+    table (NoLimit if disabled); it is applied by the GraphClient around every request."""
     clock = clock or SystemClock()
+    if limiter is None:
+        limiter = build_limiter(settings, redis, clock)
     graph = graph or GraphClient(
-        settings.graph_base, token_provider_from(settings), timeout_s=settings.graph_call_timeout_s
+        settings.graph_base,
+        token_provider_from(settings, redis),
+        timeout_s=settings.graph_call_timeout_s,
+        limiter=limiter,
     )
+    # The SDK's request builders import lazily; load them now so a job's first call is not slower.
+    preload_graph_paths(graph)
     return Runner(
         settings=settings,
         queue=job_queue(settings, redis, clock),
@@ -61,7 +74,7 @@ def build_runner(
         stats=Stats(redis),
         graph=graph,
         clock=clock,
-        limiter=limiter or NoLimit(),
+        limiter=limiter,
         policies=settings.policies,
         job_types=JOB_TYPES,
     )
@@ -91,7 +104,14 @@ class GraphworksWorker(Worker):
         super().__init__(
             functions=[func(graphworks_job, name=codec.RUNNER_FUNCTION, max_tries=10_000)],
             queue_name=runner.queue.queue_key,
-            redis_pool=runner.queue.redis,  # type: ignore[arg-type]  # arq only needs plain Redis calls
+            # ArqRedis over the same connection pool: arq's cron enqueues through it (enqueue_job).
+            redis_pool=ArqRedis(
+                connection_pool=runner.queue.redis.connection_pool,
+                job_serializer=codec.serialize,
+                job_deserializer=codec.deserialize,
+            ),
+            # Subscription renewal (webhooks/renewal.py): one worker per tick renews what expires soon.
+            cron_jobs=kwargs.pop("cron_jobs", None) or [renewal_cron(settings)],
             burst=False,  # arq's burst ignores our scheduled set; see main()
             max_jobs=settings.worker_max_jobs,
             job_timeout=settings.worker_job_timeout_s,

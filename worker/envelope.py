@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ratelimits.base import Booking
 from worker.errors import ErrorClass
 
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 10, 5
@@ -50,6 +51,10 @@ class Envelope(BaseModel):
     redrive_count: int = 0
     # Set when the previous attempt failed with 401/403: the next one forces a fresh token.
     refresh_auth: bool = False
+    # Times the rate limiter sent this attempt back to wait (never an attempt); with the slot
+    # the last deferral booked, which the next run uses instead of being charged again.
+    deferrals: int = 0
+    limit_booking: Booking | None = None
 
     def budget_history(self) -> list[AttemptRecord]:
         """The failed attempts that count against the current attempt budget."""

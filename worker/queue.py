@@ -17,9 +17,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 from arq.constants import job_key_prefix
+from redis.exceptions import NoScriptError
 
 from worker import codec, keys
 from worker.clock import Clock
@@ -37,11 +39,19 @@ class Scheduled:
     envelope: Envelope
     due_at: float | None = None
     use_idempotency: bool = True
+    # Queue position instead of the envelope's priority (1-99; the envelope keeps its own): a
+    # job holding a booked rate-limit slot goes ahead of the backlog so it is not late for it.
+    queue_priority: int | None = None
 
 
 def arq_job_id(envelope: Envelope) -> str:
-    """Each attempt is its own arq job, so arq's per-job state (expiry, job_try) starts fresh."""
-    return f"{envelope.id}.{envelope.redrive_count}.{envelope.attempt}"
+    """Each attempt is its own arq job, so arq's per-job state (expiry, job_try) starts fresh.
+
+    A rate-limit deferral of the same attempt is a new arq job too (`.dN`): the deferring job's
+    own arq job still exists while it reschedules itself.
+    """
+    base = f"{envelope.id}.{envelope.redrive_count}.{envelope.attempt}"
+    return f"{base}.d{envelope.deferrals}" if envelope.deferrals else base
 
 
 class JobQueue:
@@ -65,6 +75,7 @@ class JobQueue:
         self.expiry_extra_ms = int(job_expiry_extra_s * 1000)
         self._enqueue = redis.register_script(_script("enqueue.lua"))
         self._promote = redis.register_script(_script("promote.lua"))
+        self._scripts_loaded = False
 
     async def put(self, jobs: Sequence[Scheduled]) -> list[str]:
         """Store jobs in one pipelined round trip; returns each job's id (the first job's for a known key)."""
@@ -72,18 +83,31 @@ class JobQueue:
             return []
         now_ms = int(self.clock.now() * 1000)
         wall_ms = int(time.time() * 1000)
+        try:
+            results = await self._put(jobs, now_ms, wall_ms, check_scripts=not self._scripts_loaded)
+        except NoScriptError:  # Redis restarted or its scripts were flushed: load them again, once
+            results = await self._put(jobs, now_ms, wall_ms, check_scripts=True)
+        self._scripts_loaded = True
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
+
+    async def _put(self, jobs: Sequence[Scheduled], now_ms: int, wall_ms: int, *, check_scripts: bool) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:
                 await self._add(pipe, job, now_ms, wall_ms)
-            results = await pipe.execute()
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
+            if not check_scripts:
+                # redis-py sends SCRIPT EXISTS before every pipeline that runs a script: a second
+                # round trip per put. Once loaded, skip it; a NoScriptError (no job stored) reloads.
+                pipe.scripts.clear()
+            results: list[Any] = await pipe.execute()
+        return results
 
     async def _add(self, pipe: aioredis.client.Pipeline, job: Scheduled, now_ms: int, wall_ms: int) -> None:
         env = job.envelope
         job_id = arq_job_id(env)
         due_ms = now_ms if job.due_at is None else int(job.due_at * 1000)
         later = due_ms > now_ms
-        score = due_ms if later else wall_ms - env.priority * self.step_ms
+        priority = job.queue_priority or env.priority
+        score = due_ms if later else wall_ms - priority * self.step_ms
         idem = job.use_idempotency and env.idempotency_key is not None
         job_key = job_key_prefix + job_id
         await self._enqueue(
@@ -91,7 +115,7 @@ class JobQueue:
                   job_key, self.queue_key, self.scheduled_key],
             args=[env.id, job_id, codec.job_record(encode(env), now_ms),
                   max(due_ms - now_ms, 0) + self.expiry_extra_ms, score, "1" if later else "0",
-                  self.idempotency_ttl_s if idem else 0, env.priority],
+                  self.idempotency_ttl_s if idem else 0, priority],
             client=pipe,
         )  # fmt: skip
 

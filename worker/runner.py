@@ -1,5 +1,6 @@
-"""The runner: what arq calls for every job. Decode, validate, wait for the limiter, run the
-processor, and on failure classify -> policy -> schedule a retry or dead-letter.
+"""The runner: what arq calls for every job. Decode, validate, run the processor (the limiter
+wraps each of its Graph requests; a long wait defers the job without costing an attempt), and on
+failure classify -> policy -> schedule a retry or dead-letter.
 
 Attempts are counted here, in the envelope's history, never by arq's job_try: each retry is a new
 arq job with a fresh expiry, so a long retry schedule cannot die of arq's job expiry. arq's job_try
@@ -19,7 +20,8 @@ from typing import Any, Literal
 import pydantic
 
 from processors.registry import JobType
-from ratelimits.base import Limiter
+from ratelimits import booking
+from ratelimits.base import LimitDeferred, Limiter
 from worker.classify import Failure, classify
 from worker.clock import Clock, utc
 from worker.context import JobContext
@@ -35,8 +37,9 @@ from worker.stats import Stats
 
 log = logging.getLogger("graphworks.runner")
 
-Outcome = Literal["completed", "retry", "dead_lettered"]
+Outcome = Literal["completed", "retry", "dead_lettered", "deferred"]
 MAX_RAW_KEPT = 64 * 1024
+BOOKED_QUEUE_PRIORITY = 99  # queue position of a deferred job holding a booked slot (worker/queue.py)
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Runner:
     stats: Stats
     graph: GraphClient
     clock: Clock
-    limiter: Limiter
+    limiter: Limiter  # the one the GraphClient applies to each request (kept here for callers)
     policies: PolicySet
     job_types: Mapping[str, JobType]
     rand: Callable[[], float] = random.random
@@ -78,9 +81,13 @@ class Runner:
             return await self._failed(env, exc)
         ctx = JobContext(self.graph, self.queue.redis, self.settings, self.clock, env)
         try:
-            async with self.limiter.acquire(spec.api, spec.scope(payload)):
+            # The limiter is applied around each Graph request (GraphClient); a booked slot
+            # from an earlier deferral is handed to it here.
+            with booking.holding(env.limit_booking):
                 async with asyncio.timeout(self.settings.worker_job_timeout_s * 0.95):
                     await spec.run(ctx, payload)
+        except LimitDeferred as deferred:
+            return await self._deferred(env, deferred)
         except Exception as exc:
             return await self._failed(env, exc)
         log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
@@ -89,6 +96,19 @@ class Runner:
         else:
             await self.stats.completed(env)
         return "completed"
+
+    async def _deferred(self, env: Envelope, deferred: LimitDeferred) -> Outcome:
+        """The limiter wants a long wait: the same attempt runs again later, costing nothing."""
+        again = env.model_copy(update={"deferrals": env.deferrals + 1, "limit_booking": deferred.booking})
+        # A job with a booked slot jumps the queue when due: behind a backlog it would miss its slot.
+        jump = BOOKED_QUEUE_PRIORITY if deferred.booking is not None else None
+        await self.queue.put([Scheduled(again, due_at=deferred.until, use_idempotency=False, queue_priority=jump)])
+        await self.stats.deferred(env)
+        log.info(
+            "job=%s type=%s attempt=%d outcome=deferred until=%.3f keys=%s",
+            env.id, env.type, env.attempt + 1, deferred.until, ",".join(deferred.keys),
+        )  # fmt: skip
+        return "deferred"
 
     async def _failed(self, env: Envelope, exc: BaseException) -> Outcome:
         failure = classify(exc)
@@ -104,6 +124,7 @@ class Runner:
                 "attempt": env.attempt + 1,
                 "history": [*env.history, record],
                 "refresh_auth": decision.refresh_auth,
+                "limit_booking": None,
             }
         )
         await self.queue.put([Scheduled(retry, due_at=self.clock.now() + decision.delay_s, use_idempotency=False)])

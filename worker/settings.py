@@ -9,12 +9,14 @@ from __future__ import annotations
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ratelimits.config import LimitsConfig
 from worker.errors import ConfigError, ErrorClass
+from worker.keys import INBOUND_STREAM
 from worker.policy import PolicySet
 
 
@@ -47,6 +49,79 @@ class Settings(BaseSettings):
     queue_priority_step_s: float = Field(60.0, gt=0, description="head start per priority level; bounds starvation")
     idempotency_ttl_s: int = Field(86_400, ge=1)
     job_expiry_extra_s: float = Field(86_400.0, gt=0, description="how long a queued job key outlives its due time")
+
+    # Webhook receiver and subscriptions (webhooks/); see README's settings table.
+    webhook_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger deliveries get 413")
+    webhook_persist_deadline_s: float = Field(
+        1.0, gt=0, lt=2.5, description="Redis lookup + enqueue must finish in this; else 503 (Graph allows 3 s)"
+    )
+    webhook_validation_token_max_chars: int = Field(1024, ge=16)
+    webhook_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `graphworks serve`")
+    webhook_encryption_keys: Path | None = Field(
+        None, description="PEM file or directory of <certificate id>.pem (private key + certificate)"
+    )
+    webhook_encryption_cert_id: str | None = Field(None, description="certificate id for new rich subscriptions")
+    webhook_jwks_url: str = Field(
+        "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+        description="JWKS for the validationTokens of rich notifications",
+    )
+    webhook_jwks_cache_s: int = Field(3600, ge=1)
+    subscription_renew_margin_s: float = Field(
+        1800.0, gt=0, description="renew a subscription when it expires within this"
+    )
+    subscription_renew_every_min: int = Field(5, ge=1, le=30, description="the renewal cron's period")
+
+    # -- credentials (issue 3) --
+    graph_client_certificate_path: Path | None = Field(None, description="PEM/PKCS12 cert instead of a secret")
+    graph_client_certificate_password: SecretStr | None = None
+    graph_authority_host: str = Field("https://login.microsoftonline.com", description="Microsoft identity platform")
+    graph_token_encryption_key: SecretStr | None = Field(
+        None, description="Fernet key encrypting delegated tokens in Redis; unset: no delegated tokens"
+    )
+    graph_delegated_scopes: str = Field("https://graph.microsoft.com/.default", description="space-separated")
+    graph_default_sender: str | None = Field(None, description="Teams sends without a sender are sent as this user")
+
+    # -- attachments and uploads (issue 3) --
+    attachment_source_dir: Path | None = Field(None, description="local files must lie under it (unset: anywhere)")
+    attachment_download_dir: Path = Field(Path("downloads"), description="where downloads are stored")
+    attachment_chunk_bytes: int = Field(5 * 1024 * 1024, ge=327_680, le=60 * 1024 * 1024)
+    attachment_simple_upload_max_bytes: int = Field(4 * 1024 * 1024, ge=0, le=250 * 1024 * 1024)
+    attachment_scan_hook: str | None = Field(None, description="module:attribute of a ScanHook; unset: no scan")
+    mail_upload_chunk_bytes: int = Field(3 * 1024 * 1024, ge=1024, le=4 * 1024 * 1024)
+    upload_progress_ttl_s: int = Field(2 * 86_400, ge=60, description="how long upload progress is kept for resume")
+
+    @model_validator(mode="after")
+    def _chunks_are_320k_multiples(self) -> Settings:
+        # OneDrive: "use a fragment size that is a multiple of 320 KiB (327,680 bytes)".
+        # https://learn.microsoft.com/en-us/graph/api/driveitem-createuploadsession#upload-bytes-to-the-upload-session
+        if self.attachment_chunk_bytes % 327_680:
+            raise ValueError("ATTACHMENT_CHUNK_BYTES must be a multiple of 327680 (320 KiB), as OneDrive requires")
+        return self
+
+    # -- inbound and sync sinks (issue 3); see README's settings table --
+    inbound_sink: Literal["redis", "http", "callable"] = Field("redis", description="where inbound items go")
+    inbound_stream: str = Field(INBOUND_STREAM, min_length=1, description="the Redis Stream of the redis sink")
+    inbound_stream_maxlen: int = Field(100_000, ge=0, description="XADD MAXLEN ~ for the stream; 0: never trim")
+    inbound_http_url: AnyHttpUrl | None = Field(None, description="the http sink's callback URL")
+    inbound_http_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key signing the http sink's POSTs")
+    inbound_http_timeout_s: float = Field(10.0, gt=0)
+    inbound_callable: str | None = Field(None, description="the callable sink: package.module:function")
+    inbound_dedup_ttl_s: int = Field(7 * 86_400, ge=60, description="how long a delivered message version is kept")
+    sync_lock_ttl_s: float = Field(
+        60.0, gt=0, description="one sync per resource: the lock's TTL, renewed per page (>= call timeout + 5 s)"
+    )
+    sync_page_size: int = Field(100, ge=1, le=1000, description="Prefer: odata.maxpagesize for delta pages")
+    sync_job_budget_s: float | None = Field(
+        None, gt=0, description="a sync job hands over to a new job after this long; unset: half the job timeout"
+    )
+
+    @model_validator(mode="after")
+    def _sink_configured(self) -> Settings:
+        if self.inbound_sink == "http" and (self.inbound_http_url is None or self.inbound_http_secret is None):
+            raise ValueError("INBOUND_SINK=http needs INBOUND_HTTP_URL and INBOUND_HTTP_SECRET")
+        if self.inbound_sink == "callable" and not self.inbound_callable:
+            raise ValueError("INBOUND_SINK=callable needs INBOUND_CALLABLE (package.module:function)")
+        return self
 
     @model_validator(mode="after")
     def _timeouts_nest(self) -> Settings:
@@ -104,7 +179,7 @@ class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policies: PoliciesSection = Field(default_factory=PoliciesSection)
-    limits: dict[str, Any] = Field(default_factory=dict)  # read by ratelimits/
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)  # Graph's limits: ratelimits/config.py
 
     def policy_set(self) -> PolicySet:
         base = PolicySet(max_total_attempts=self.policies.max_total_attempts)

@@ -18,11 +18,15 @@ class StatsSnapshot(BaseModel):
     completed: int
     retried: int
     dead_lettered: int
+    deferred: int = 0  # rate-limit deferrals (not attempts)
     queued: int
     scheduled: int
     dead_letter_size: int
     by_type: dict[str, dict[str, int]]
     by_class: dict[str, dict[str, int]]
+    # Processor counters (issue 3): inbound.delivered|duplicates|gone, sync.pages|created|updated|deleted,
+    # sync.full_resyncs[.<resource>], sync.busy_noop.
+    processors: dict[str, int] = {}
 
 
 class Stats:
@@ -62,6 +66,13 @@ class Stats:
             pipe.hincrby(keys.STATS, f"retried:class:{error_class}", 1)
             await pipe.execute()
 
+    async def deferred(self, env: Envelope) -> None:
+        """A rate-limit deferral: the job waits in Redis for its slot; not an attempt."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(keys.STATS, "deferred", 1)
+            pipe.hincrby(keys.STATS, f"deferred:type:{env.type}", 1)
+            await pipe.execute()
+
     async def _once(self, env: Envelope, *fields: str) -> bool:
         return bool(await self._final(keys=self._final_keys(env), args=[FINAL_MARKER_TTL_S, *fields]))
 
@@ -71,7 +82,8 @@ class Stats:
             pipe.zcard(keys.queue(queue))
             pipe.zcard(keys.scheduled(queue))
             pipe.zcard(keys.DLQ_INDEX)
-            raw, queued, scheduled, dlq = await pipe.execute()
+            pipe.hgetall(keys.PROCESSOR_STATS)
+            raw, queued, scheduled, dlq, processor_raw = await pipe.execute()
         counters = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
         by_type: dict[str, dict[str, int]] = {}
         by_class: dict[str, dict[str, int]] = {}
@@ -84,9 +96,11 @@ class Stats:
             completed=counters.get("completed", 0),
             retried=counters.get("retried", 0),
             dead_lettered=counters.get("dead_lettered", 0),
+            deferred=counters.get("deferred", 0),
             queued=int(queued),
             scheduled=int(scheduled),
             dead_letter_size=int(dlq),
+            processors={(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in processor_raw.items()},
             by_type=by_type,
             by_class=by_class,
         )

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
+from ratelimits.base import NoLimit
 from worker.arq_worker import GraphworksWorker, build_runner
 from worker.client import GraphworksClient
 from worker.clock import FakeClock
@@ -89,7 +90,8 @@ def make_settings(redis_url: str, sim: SimServer, **extra: object) -> Settings:
 async def pipeline(redis: aioredis.Redis, redis_url: str, graphsim: SimServer) -> AsyncIterator[Pipeline]:
     settings = make_settings(redis_url, graphsim)
     clock = FakeClock()
-    runner = build_runner(settings, redis, clock=clock)
+    # No rate limits here: their waits would run on the fake clock (tests/ratelimits has its own).
+    runner = build_runner(settings, redis, clock=clock, limiter=NoLimit())
     runner.rand = lambda: 0.0  # no jitter: delays are the policy's nominal values
     worker = GraphworksWorker(runner, handle_signals=False)
     task = asyncio.create_task(worker.main())

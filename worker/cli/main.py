@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import click
 import redis.asyncio as aioredis
@@ -12,6 +13,9 @@ import redis.asyncio as aioredis
 from worker.cli.common import redis_from, run_async, settings_or_exit
 from worker.cli.dlq import dlq
 from worker.cli.enqueue import enqueue
+from worker.cli.serve import serve
+from worker.cli.subscriptions import subscriptions
+from worker.cli.tokens import tokens
 from worker.stats import Stats
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -42,6 +46,9 @@ def cli(log_level: str) -> None:
 
 cli.add_command(enqueue)
 cli.add_command(dlq)
+cli.add_command(serve)
+cli.add_command(subscriptions)
+cli.add_command(tokens)
 
 
 @cli.command()
@@ -67,18 +74,23 @@ def worker(burst: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @run_async
 async def stats(as_json: bool) -> None:
-    """Counters (completed, retried, dead-lettered by type and class) and queue depths."""
+    """Counters (completed, retried, dead-lettered by type and class), queue depths, rate limits."""
+    from ratelimits.report import limit_lines, limit_stats
+
     settings = settings_or_exit()
     redis = redis_from(settings)
+    now = time.time()
     try:
         snap = await Stats(redis).snapshot(settings.worker_queue)
+        limits = await limit_stats(redis, now)
     finally:
         await redis.aclose()
     if as_json:
-        click.echo(snap.model_dump_json())
+        click.echo(json.dumps({**snap.model_dump(mode="json"), "limits": [s.model_dump() for s in limits]}))
         return
     click.echo(
-        f"completed {snap.completed}  retried {snap.retried}  dead-lettered {snap.dead_lettered}\n"
+        f"completed {snap.completed}  retried {snap.retried}  dead-lettered {snap.dead_lettered}"
+        f"  deferred (rate limits) {snap.deferred}\n"
         f"queued {snap.queued}  scheduled {snap.scheduled}  dead-letter store {snap.dead_letter_size}"
     )
     for title, table in (("by type", snap.by_type), ("by error class", snap.by_class)):
@@ -86,6 +98,12 @@ async def stats(as_json: bool) -> None:
             click.echo(title + ":")
             for name, counts in sorted(table.items()):
                 click.echo(f"  {name:<16} " + "  ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if snap.processors:  # inbound gone/duplicates, sync pages/changes/full resyncs
+        click.echo("processors:")
+        for name, value in sorted(snap.processors.items()):
+            click.echo(f"  {name:<32} {value}")
+    for line in limit_lines(limits, now):
+        click.echo(line)
 
 
 @cli.command()

@@ -1,0 +1,166 @@
+"""Webhook receiver vs a bare uvicorn handler that answers 202, measured in the same run.
+
+Both servers run under uvicorn (one process each, same options) against one private
+redis-server; the load comes from a separate process (bench/webhooks_load.py) over loopback.
+For deliveries of 1 and of 50 notifications it measures:
+  - closed loop (32 keep-alive connections, a bounded count): deliveries/s, notifications/s, p50/p99
+  - open loop at 1,000 deliveries/s for 3 s: p50/p99 from each request's scheduled time
+and checks that every notification the receiver acknowledged is in Redis as a job.
+
+    .venv/bin/python bench/webhooks_receiver.py [--rounds 2] [--rate 1000] [--seconds 3]
+
+Targets (issue 5): p99 under 100 ms at 1,000 deliveries/s; at least 0.5 of the bare handler's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.webhooks.helpers import TENANT, item
+from webhooks.client_state import client_state_digest, new_client_state
+from webhooks.registry import SubscriptionRecord, SubscriptionRegistry
+from worker import keys
+from worker.embedded_redis import free_port, start_redis
+
+HERE = Path(__file__).resolve().parent
+CONNS = 32
+CLOSED_COUNT = {1: 4000, 50: 800}
+
+
+def _wait_port(port: int, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def _server(target: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "uvicorn", *target, "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, cwd=HERE.parent)
+    _wait_port(port)
+    return proc
+
+
+def _load(port: int, body: Path, extra: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(HERE / "webhooks_load.py"), "--port", str(port), "--body", str(body), *extra],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+SECRET = new_client_state()
+
+
+async def _reset(redis: aioredis.Redis) -> str:
+    """Empty Redis, then the one subscription the deliveries name (same clientState every time)."""
+    await redis.flushdb()
+    record = SubscriptionRecord(
+        id="bench-sub", resource="users/u-1/messages", change_type="created",
+        notification_url="http://127.0.0.1/webhooks/graph", expiration=datetime.now(UTC) + timedelta(days=1),
+        client_state_sha256=client_state_digest(SECRET), tenant_id=TENANT,
+    )  # fmt: skip
+    await SubscriptionRegistry(redis).put(record)
+    return SECRET
+
+
+async def _jobs(redis: aioredis.Redis) -> int:
+    return int(await redis.zcard(keys.queue("default")))
+
+
+def _row(name: str, size: int, r: dict[str, Any]) -> str:
+    rates = f"{r['rate']:>8.1f} deliveries/s  {r['rate'] * size:>9.1f} notifications/s"
+    times = f"p50 {r['p50_ms']:>6.2f} ms  p99 {r['p99_ms']:>7.2f} ms  max {r['max_ms']:>7.2f} ms"
+    return f"  {name:<9} {size:>3}/delivery  {rates}  {times}  202s {r['ok']}/{r['sent']}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=3)
+    args = parser.parse_args()
+
+    redis_server = start_redis()
+    redis = aioredis.Redis.from_url(redis_server.url)
+    env = {**os.environ, "REDIS_URL": redis_server.url, "GRAPH_STATIC_TOKEN": "x", "GRAPH_TENANT_ID": TENANT,
+           "PYTHONPATH": str(HERE.parent)}  # fmt: skip
+    bare_port, recv_port = free_port(), free_port()
+    servers = [
+        _server(["--app-dir", str(HERE), "webhooks_bare:app"], bare_port, env),
+        _server(["--factory", "webhooks.app:create_app"], recv_port, env),
+    ]
+    tmp = Path(tempfile.mkdtemp(prefix="graphworks-bench-"))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, uvicorn 1 process per server, "
+          f"load from a separate process, {CONNS} keep-alive connections")  # fmt: skip
+    summary: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    try:
+        for size in (1, 50):
+            secret = await _reset(redis)
+            body = tmp / f"delivery-{size}.json"
+            items = [item("bench-sub", secret, resource=f"Users/u-1/Messages/m-{i}", resourceData={"id": f"m-{i}"})
+                     for i in range(size)]  # fmt: skip
+            body.write_text(json.dumps({"value": items}))
+            print(f"\ndeliveries of {size} ({body.stat().st_size} bytes)")
+            for rnd in range(args.rounds):
+                for name, port in (("bare", bare_port), ("receiver", recv_port)):
+                    await _reset(redis)
+                    r = _load(port, body, ["--closed", str(CLOSED_COUNT[size]), "--conns", str(CONNS)])
+                    if name == "receiver":
+                        stored = await _jobs(redis)
+                        assert stored == r["ok"] * size, f"acknowledged {r['ok'] * size}, stored {stored}"
+                    summary.setdefault((name, size, "closed"), []).append(r)
+                    print(_row(name, size, r) + f"   (closed loop, round {rnd + 1})")
+            for name, port in (("bare", bare_port), ("receiver", recv_port)):
+                await _reset(redis)
+                r = _load(port, body, ["--rate", str(args.rate), "--seconds", str(args.seconds), "--conns", "64"])
+                summary[(name, size, "open")] = [r]
+                print(_row(name, size, r) + f"   (open loop at {args.rate:.0f}/s for {args.seconds:.0f} s)")
+        print("\nsummary (closed-loop medians over rounds; open loop at the target rate)")
+        for size in (1, 50):
+            bares = [r["rate"] for r in summary[("bare", size, "closed")]]
+            recvs = [r["rate"] for r in summary[("receiver", size, "closed")]]
+            bare, recv = statistics.median(bares), statistics.median(recvs)
+            # Rounds alternate bare/receiver, so each round's pair saw the same machine noise.
+            ratios = [round(rv / bv, 2) for rv, bv in zip(recvs, bares, strict=True)]
+            print(f"  {size:>2}/delivery: per-round ratios receiver/bare {ratios}")
+            p99 = summary[("receiver", size, "open")][0]["p99_ms"]
+            ratio_ok = "met" if recv / bare >= 0.5 else "NOT met"
+            p99_ok = "met" if p99 < 100 else "NOT met"
+            print(
+                f"  {size:>2}/delivery: receiver {recv:.0f} deliveries/s ({recv * size:.0f} notifications/s) vs bare "
+                f"{bare:.0f}/s -> ratio {recv / bare:.2f} (target >= 0.5: {ratio_ok}); "
+                f"p99 at {args.rate:.0f}/s {p99:.1f} ms (target < 100 ms: {p99_ok})"
+            )
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(10)
+        await redis.aclose()
+        redis_server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,106 @@
+"""notification: the job the webhook receiver stores for each accepted change notification or lifecycle event.
+
+A change notification becomes an `inbound` fetch (chat, channel and mail messages) or a `sync` of
+its collection (events, contacts, drive items); a rich notification's content is verified
+(dataSignature) and decrypted first, and one that fails is dropped and counted. Lifecycle events
+do what Graph prescribes:
+https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events
+    reauthorizationRequired -> renew the subscription (renewing reauthorizes it)
+    subscriptionRemoved     -> recreate it, then resync its collection
+    missed                  -> resync its collection
+Redelivered notifications map onto the job already stored (see webhooks/jobs.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import BaseModel
+
+from webhooks import counters
+from webhooks.crypto import DecryptError, decrypt_content
+from webhooks.jobs import enqueue_resync, enqueue_routed
+from webhooks.renewal import build_manager, key_store
+from webhooks.routing import route_change
+from worker.context import JobContext
+from worker.payloads import Notification
+from worker.queue import JobQueue
+
+log = logging.getLogger("graphworks.notifications")
+
+Action = Literal[
+    "inbound", "sync", "duplicate", "dropped", "unroutable", "renewed", "recreated", "resync", "no_resync",
+    "unknown_subscription",
+]  # fmt: skip
+
+
+class NotificationResult(BaseModel):
+    action: Action
+    job_type: str | None = None
+    job_id: str | None = None
+    subscription_id: str | None = None
+    detail: str | None = None
+
+
+def _queue(ctx: JobContext) -> JobQueue:
+    s = ctx.settings
+    return JobQueue(
+        ctx.redis,
+        ctx.clock,
+        name=s.worker_queue,
+        priority_step_s=s.queue_priority_step_s,
+        idempotency_ttl_s=s.idempotency_ttl_s,
+        job_expiry_extra_s=s.job_expiry_extra_s,
+    )
+
+
+def limit_scope(payload: Notification) -> str:
+    return f"subscription:{payload.subscription_id}"
+
+
+async def handle_notification(ctx: JobContext, payload: Notification) -> NotificationResult:
+    if payload.lifecycle_event is not None:
+        return await _lifecycle(ctx, payload)
+    content = None
+    if payload.encrypted_content is not None:
+        try:
+            content = decrypt_content(payload.encrypted_content, key_store(ctx.settings))
+        except DecryptError as exc:
+            await counters.incr(ctx.redis, exc.reason)
+            log.warning("rich notification dropped subscription=%s reason=%s", payload.subscription_id, exc.reason)
+            return NotificationResult(action="dropped", subscription_id=payload.subscription_id, detail=exc.reason)
+    route = route_change(payload.resource)
+    if route is None:
+        await counters.incr(ctx.redis, "unroutable")
+        return NotificationResult(action="unroutable", subscription_id=payload.subscription_id)
+    job_type, job_id, duplicate = await enqueue_routed(_queue(ctx), payload, route, content)
+    if duplicate:
+        await counters.incr(ctx.redis, "duplicates")
+    return NotificationResult(
+        action="duplicate" if duplicate else "inbound" if job_type == "inbound" else "sync",
+        job_type=job_type,
+        job_id=job_id,
+        subscription_id=payload.subscription_id,
+    )
+
+
+async def _lifecycle(ctx: JobContext, payload: Notification) -> NotificationResult:
+    queue = _queue(ctx)
+    manager = build_manager(ctx.graph, ctx.redis, ctx.settings, ctx.clock, queue)
+    record = await manager.registry.get(payload.subscription_id)
+    if record is None:  # deleted by us meanwhile, or never ours: nothing to act on
+        return NotificationResult(action="unknown_subscription", subscription_id=payload.subscription_id)
+    event = payload.lifecycle_event
+    if event == "reauthorizationRequired":
+        renewed = await manager.renew(record.id)
+        action: Action = "renewed" if renewed.id == record.id else "recreated"
+        return NotificationResult(action=action, subscription_id=renewed.id)
+    if event == "subscriptionRemoved":
+        new = await manager.recreate(record)  # its resync callback enqueues the sync
+        return NotificationResult(action="recreated", subscription_id=new.id, detail=f"replaces {record.id}")
+    job_id = await enqueue_resync(queue, record)  # missed
+    return NotificationResult(
+        action="resync" if job_id else "no_resync", job_type="sync" if job_id else None, job_id=job_id,
+        subscription_id=record.id,
+    )  # fmt: skip

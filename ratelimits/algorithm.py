@@ -1,0 +1,165 @@
+"""The limiter's algorithm, once, in Python: the in-process backend runs it, the Redis backend's
+`lua/acquire.lua` is the same steps in Lua, and `tests/ratelimits` holds both to the same tests.
+
+Pacing: each request occupies an interval [slot, slot + step) on every meter it uses, step =
+window / limit (bytes x window / budget for a byte budget), and intervals on a key never
+overlap. So the slots of a key are at least `step` apart and no window holds more than the
+limit, evenly paced with no burst (DESIGN.md: assume the strictest enforcement). This is GCRA
+with a calendar instead of one theoretical-arrival time: a request that must wait for its chat
+(1 rps) books a tenant interval a second ahead and leaves the tenant's earlier intervals to
+other chats; with one number per key the tenant would be blocked until then. State per key is
+the intervals booked ahead, at most limit x horizon.
+
+One acquire checks every key of a request together:
+
+1. cooldown: any key closed by a 429 -> retry at its end (defer if that is beyond max_wait);
+2. the slot: the earliest time >= now free on every meter (or the booked one);
+3. a slot more than max_wait ahead is booked and the job is deferred to it, holding no lease;
+4. leases: expired ones are dropped; a full key -> retry when its first lease expires or after
+   a short poll, whichever is sooner (a lease normally ends when its request does);
+5. commit: the intervals are booked, a lease is taken, expiring ttl after the slot.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ratelimits.plan import Plan
+
+LEASE_POLL_S = 0.05  # how soon to look again at a full lease key
+MAX_ROUNDS = 64  # passes over the meters when finding a slot; each pass only moves it later
+RATE_BUCKET_S = 10  # the "current rate" is requests in the last full bucket of this length
+
+Kind = Literal["go", "retry", "defer", "book"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """go: permitted at `at` (maybe later than now: sleep till then; leases taken);
+    retry: nothing taken, ask again at `at`; defer: nothing taken, the job leaves until `at`;
+    book: the slot `at` is booked for this request, the job leaves until then."""
+
+    kind: Kind
+    at: float
+
+
+@dataclass
+class KeyCounters:
+    counts: dict[str, int] = field(default_factory=dict)
+    last_seen: float = 0.0
+    bucket: int = -1
+    in_bucket: int = 0
+    in_previous: int = 0
+
+
+@dataclass
+class MemoryState:
+    timelines: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # sorted (start, end)
+    leases: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> lease id -> expiry
+    cool: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, KeyCounters] = field(default_factory=dict)
+
+    def timeline(self, key: str) -> list[tuple[float, float]]:
+        return self.timelines.setdefault(key, [])
+
+    def prune(self, key: str, before: float) -> None:
+        """Forget intervals that started before `before` (they have ended)."""
+        timeline = self.timelines.get(key)
+        if timeline:
+            del timeline[: bisect.bisect_left(timeline, (before, -math.inf))]
+
+    def bump(self, names: tuple[str, ...], field_name: str, now: float, by: int = 1) -> None:
+        for name in names:
+            c = self.stats.setdefault(name, KeyCounters())
+            c.counts[field_name] = c.counts.get(field_name, 0) + by
+            c.last_seen = now
+
+    def count_sent(self, names: tuple[str, ...], now: float) -> None:
+        bucket = int(now // RATE_BUCKET_S)
+        for name in names:
+            c = self.stats.setdefault(name, KeyCounters())
+            if c.bucket != bucket:
+                c.in_previous = c.in_bucket if c.bucket == bucket - 1 else 0
+                c.bucket, c.in_bucket = bucket, 0
+            c.in_bucket += 1
+
+
+def earliest_fit(timeline: list[tuple[float, float]], t: float, step: float) -> float:
+    """The earliest time >= t at which [time, time + step) overlaps no interval of `timeline`."""
+    i = bisect.bisect_right(timeline, (t, math.inf)) - 1
+    if i >= 0 and timeline[i][1] > t:
+        t = timeline[i][1]
+    for start, end in timeline[i + 1 :]:
+        if start >= t + step:
+            break
+        t = max(t, end)
+    return t
+
+
+def find_slot(state: MemoryState, plan: Plan, t: float) -> float:
+    """The earliest time >= t free on every meter (each move can only push the others later)."""
+    for _ in range(MAX_ROUNDS):
+        moved = False
+        for m in plan.meters:
+            fit = earliest_fit(state.timeline(m.key), t, m.step_s)
+            if fit > t:
+                t, moved = fit, True
+        if not moved:
+            break
+    return t
+
+
+def acquire(state: MemoryState, plan: Plan, now: float, max_wait_s: float, booked_at: float | None,
+            lease_id: str) -> Decision:  # fmt: skip
+    """Steps 1-5 above on in-process state (atomic: no await inside)."""
+    cool = max((state.cool.get(n, 0.0) for n in plan.names), default=0.0)
+    if cool > now:
+        kind: Kind = "defer" if cool - now > max_wait_s else "retry"
+        state.bump(plan.names, "deferred" if kind == "defer" else "blocked", now)
+        return Decision(kind, cool)
+    for m in plan.meters:
+        state.prune(m.key, now - m.horizon_s)
+    slot = max(now, booked_at) if booked_at is not None else find_slot(state, plan, now)
+    if slot - now > max_wait_s:
+        _commit_meters(state, plan, slot)
+        state.bump(plan.names, "deferred", now)
+        return Decision("book", slot)
+    for lease in plan.leases:
+        held = state.leases.setdefault(lease.key, {})
+        for lid in [lid for lid, expiry in held.items() if expiry <= now]:
+            del held[lid]
+        if len(held) >= lease.limit:
+            state.bump(plan.names, "blocked", now)
+            return Decision("retry", min(min(held.values()), now + LEASE_POLL_S))
+    if booked_at is None:
+        _commit_meters(state, plan, slot)
+    for lease in plan.leases:
+        state.leases[lease.key][lease_id] = slot + lease.ttl_s
+    state.bump(plan.names, "sent", now)
+    state.count_sent(plan.names, now)
+    if slot > now:
+        state.bump(plan.names, "waited", now)
+        state.bump(plan.names, "wait_ms", now, int((slot - now) * 1000))
+    return Decision("go", slot)
+
+
+def _commit_meters(state: MemoryState, plan: Plan, slot: float) -> None:
+    for m in plan.meters:
+        bisect.insort(state.timeline(m.key), (slot, slot + m.step_s))
+
+
+def release(state: MemoryState, plan: Plan, lease_id: str) -> None:
+    for lease in plan.leases:
+        state.leases.get(lease.key, {}).pop(lease_id, None)
+
+
+def cool(state: MemoryState, plan: Plan, until: float, now: float) -> None:
+    """Close the plan's cooling keys until `until` (never shortening a longer cooldown)."""
+    state.bump(plan.names, "throttled", now)
+    for name, cools in zip(plan.names, plan.cools, strict=True):
+        if cools:
+            state.cool[name] = max(state.cool.get(name, 0.0), until)
+            state.bump((name,), "cooldowns", now)

@@ -1,0 +1,129 @@
+"""GraphLimiter: the Limiter the Graph client calls around each request.
+
+Resolves a request's limits (route table or explicit uses, plus `global`), asks the backend once
+per attempt to take them all, sleeps short waits on the injected clock and raises LimitDeferred
+for long ones. A deferral that comes from the rate books its slot, so a job is deferred once and
+then goes at its slot, in order, instead of coming back to queue again and again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from ratelimits import booking, routes
+from ratelimits.backend import Backend, KeyStats
+from ratelimits.base import Booking, LimitDeferred, Permit, Use
+from ratelimits.config import LimitsConfig
+from ratelimits.plan import Plan, build_plan
+from ratelimits.waiting import Sleeper, SystemSleeper
+from worker.clock import Clock
+
+log = logging.getLogger("graphworks.limits")
+
+# A booked slot is still used if the job comes back this late; later, its slot is lost and the
+# request is paced afresh, so jobs delayed in the queue never bunch up into a burst.
+BOOKING_GRACE_S = 0.02
+# A deferred job is due this long before its booked slot and sleeps the rest in the worker, so
+# queue and promotion latency does not make it late.
+DEFER_LEAD_S = 0.5
+# Woken this much after the slot (a busy event loop), the request is paced afresh instead of
+# sent late: a late send bunches with the slots after it, and Graph may count both in one
+# window. Headroom absorbs what is left (a few ms from permit to wire). At most MAX_REPACES times.
+LATE_TOLERANCE_S = 0.01
+MAX_REPACES = 3
+_UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass
+class _Permit:
+    limiter: GraphLimiter
+    plan: Plan
+
+    async def throttled(self, retry_after_s: float | None) -> None:
+        wait = retry_after_s if retry_after_s is not None else self.limiter.config.cooldown_default_s
+        now = self.limiter.clock.now()
+        await self.limiter.backend.cool(self.plan, now + wait, now)
+        log.warning("throttled keys=%s cooldown_s=%.3f", ",".join(self.plan.names), wait)
+
+
+class GraphLimiter:
+    def __init__(
+        self,
+        backend: Backend,
+        config: LimitsConfig,
+        *,
+        tenant: str,
+        base_url: str,
+        clock: Clock,
+        sleeper: Sleeper | None = None,
+        late_tolerance_s: float = LATE_TOLERANCE_S,
+    ) -> None:
+        self.backend = backend
+        self.late_tolerance_s = late_tolerance_s
+        self.config = config
+        self.apis = config.resolved()
+        self.tenant = tenant
+        self.base_url = base_url
+        self.clock = clock
+        self.sleeper = sleeper or SystemSleeper(clock)
+
+    def plan(self, method: str, url: str, uses: Sequence[Use] | None = None, *, body_bytes: int = 0) -> Plan:
+        """The limits one request counts against."""
+        if uses is None:
+            uses = routes.resolve(method, routes.graph_path(url, self.base_url))
+            if body_bytes and method.upper() in _UPLOAD_METHODS:
+                uses = routes.with_upload(uses, body_bytes)
+        return build_plan(
+            [*uses, Use("global")], self.apis, self.tenant,
+            headroom=self.config.headroom, lease_ttl_s=self.config.lease_ttl_s,
+        )  # fmt: skip
+
+    @asynccontextmanager
+    async def permit(
+        self, method: str, url: str, uses: Sequence[Use] | None = None, *, body_bytes: int = 0
+    ) -> AsyncIterator[Permit]:
+        plan = self.plan(method, url, uses, body_bytes=body_bytes)
+        lease_id = uuid.uuid4().hex
+        await self._acquire(plan, lease_id)
+        try:
+            yield _Permit(self, plan)
+        finally:
+            if plan.leases:
+                await self.backend.release(plan, lease_id)
+
+    async def _acquire(self, plan: Plan, lease_id: str) -> None:
+        if plan.empty:
+            return
+        booked = booking.take(plan.signature)
+        booked_at = booked.at if booked is not None else None
+        max_wait = self.config.max_wait_s
+        repaces = 0
+        while True:
+            now = self.clock.now()
+            if booked_at is not None and now > booked_at + BOOKING_GRACE_S:
+                booked_at = None  # came back too late: pace it afresh
+            decision = await self.backend.acquire(plan, now, max_wait, booked_at, lease_id)
+            if decision.kind == "go":
+                await self.sleeper.until(decision.at)
+                late = self.clock.now() - decision.at
+                if late <= self.late_tolerance_s or repaces >= MAX_REPACES or not plan.meters:
+                    return
+                repaces += 1
+                booked_at = None
+                if plan.leases:
+                    await self.backend.release(plan, lease_id)
+                log.debug("late by %.3f s for %s: paced afresh", late, ",".join(plan.names))
+                continue
+            if decision.kind == "book":
+                until = max(now, decision.at - min(DEFER_LEAD_S, max_wait / 2))
+                raise LimitDeferred(until, Booking(keys=plan.signature, at=decision.at), plan.names)
+            if decision.kind == "defer":
+                raise LimitDeferred(decision.at, None, plan.names)
+            await self.sleeper.until(decision.at)
+
+    async def snapshot(self, limit: int = 100) -> list[KeyStats]:
+        return await self.backend.snapshot(self.clock.now(), limit)

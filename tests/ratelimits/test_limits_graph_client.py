@@ -1,0 +1,63 @@
+"""The limiter around every GraphClient request, over real HTTP: 429s close the request's own
+scopes in Redis for every worker, explicit `limits=` override the route table."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from graphsim.faults import Fault
+from graphsim.server import SimServer
+from ratelimits.base import Use
+from ratelimits.config import LimitsConfig
+from ratelimits.limiter import GraphLimiter
+from ratelimits.redis_backend import RedisBackend
+from ratelimits.waiting import AutoAdvanceSleeper
+from worker import keys
+from worker.clock import FakeClock
+from worker.errors import GraphHTTPError
+from worker.graph.auth import StaticTokenProvider
+from worker.graph.client import GraphClient
+
+
+def limited_client(sim: SimServer, redis: aioredis.Redis, clock: FakeClock) -> tuple[GraphClient, GraphLimiter]:
+    limiter = GraphLimiter(RedisBackend(redis), LimitsConfig(), tenant="contoso", base_url=sim.base_url, clock=clock,
+                           sleeper=AutoAdvanceSleeper(clock))  # fmt: skip
+    return GraphClient(sim.base_url, StaticTokenProvider("t"), limiter=limiter), limiter
+
+
+async def cooling(redis: aioredis.Redis, key: str) -> float | None:
+    value = await redis.get(keys.limit_cooldown(key))
+    return float(value) if value else None
+
+
+@pytest.mark.parametrize(("status", "retry_after", "cools"), [(429, "3", True), (503, "3", True), (503, None, False)])
+async def test_throttled_answer_closes_the_mailbox_for_retry_after(
+    graphsim: SimServer, redis: aioredis.Redis, status: int, retry_after: str | None, cools: bool
+) -> None:
+    clock = FakeClock()
+    client, _ = limited_client(graphsim, redis, clock)
+    graphsim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", status=status, retry_after=retry_after))
+    try:
+        with pytest.raises(GraphHTTPError):
+            await client.call("POST", client.sdk.users.by_user_id("Ops@contoso.com").send_mail, json_body={"m": 1})
+    finally:
+        await client.close()
+    until = await cooling(redis, "outlook:contoso:ops@contoso.com")
+    assert until == (pytest.approx(clock.now() + 3) if cools else None)
+    assert await cooling(redis, "global:contoso") is None  # one mailbox's 429 never stops the app
+
+
+async def test_explicit_limits_replace_the_route_table(graphsim: SimServer, redis: aioredis.Redis) -> None:
+    clock = FakeClock()
+    client, limiter = limited_client(graphsim, redis, clock)
+    try:
+        await client.call_url("POST", f"{graphsim.base_url}/chats/19:a/messages", json_body={"body": {"content": "x"}},
+                              limits=[Use("outlook", "box@contoso.com", upload_bytes=1000)])  # fmt: skip
+        await client.call("POST", client.sdk.chats.by_chat_id("19:b").messages, json_body={"body": {"content": "y"}})
+    finally:
+        await client.close()
+    sent = {s.key: s.sent for s in await limiter.snapshot()}
+    assert sent == {"outlook:contoso:box@contoso.com": 1, "teams.chat_post:contoso": 1, "teams.chat:19:b": 1,
+                    "global:contoso": 2}  # fmt: skip
+    assert await redis.zcard(keys.limit_state("outlook:contoso:box@contoso.com#bytes")) == 1

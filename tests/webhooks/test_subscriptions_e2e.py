@@ -1,0 +1,201 @@
+"""End to end: `graphworks subscriptions create` against graphsim, the handshake against the running
+receiver, notifications fired by graphsim becoming jobs, and the notification processor running them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from graphsim.server import SimServer
+from tests.integration.conftest import Pipeline, eventually
+from tests.webhooks.conftest import Receiving, ThreadServer, manager_for
+from tests.webhooks.helpers import queued
+from webhooks import counters as c
+from webhooks.jobs import idempotency_key
+from webhooks.registry import SubscriptionRegistry
+from worker import keys
+from worker.errors import GraphHTTPError
+from worker.payloads import Notification
+
+
+async def _completed(pipe: Pipeline, job_type: str, n: int) -> bool:
+    snap = await pipe.stats.snapshot()
+    return snap.by_type.get(job_type, {}).get("completed", 0) >= n
+
+
+async def _fire(sim: SimServer, path: str, body: dict[str, object]) -> dict[str, object]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{sim.root_url}/_sim/subscriptions/{path}", json=body)
+    r.raise_for_status()
+    result: dict[str, object] = r.json()
+    return result
+
+
+def _cli_create(pipe: Pipeline, receiver: Receiving, resource: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "REDIS_URL": pipe.settings.redis_url or "",
+        "GRAPH_BASE_URL": pipe.sim.base_url,
+        "GRAPH_STATIC_TOKEN": "test-token",
+    }
+    args = ["--resource", resource, "--change-type", "created,updated", "--notification-url", receiver.notify_url,
+            "--lifecycle-url", receiver.lifecycle_url]  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "subscriptions", "create", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_cli_create_handshake_notifications_jobs_processor(notif_pipeline: Pipeline, receiver: Receiving) -> None:
+    pipe = notif_pipeline
+    started = time.time()
+    done = await asyncio.to_thread(_cli_create, pipe, receiver, "users/u-1/messages")
+    assert done.returncode == 0, done.stderr
+    sub_id = done.stdout.strip()
+
+    (post,) = [r for r in pipe.sim.state.requests() if r.method == "POST" and r.path == "/subscriptions"]
+    assert post.status == 201
+    asked = datetime.fromisoformat(post.body["expirationDateTime"].replace("Z", "+00:00")).timestamp()
+    assert abs(asked - (started + 10_080 * 60 - 30)) < 30  # Outlook message: the documented 10,080 minutes
+    assert len(post.body["clientState"]) == 128
+    assert receiver.app.counters.totals[c.HANDSHAKES] == 2  # notification and lifecycle URLs
+    record = await SubscriptionRegistry(pipe.redis).get(sub_id)
+    assert record is not None and record.resource == "users/u-1/messages"
+
+    items = [
+        {"resource": "Users/u-1/Messages/m-1", "resourceData": {"id": "m-1"}},
+        {"resource": "Users/u-1/Messages/m-2", "resourceData": {"id": "m-2"}},
+        {"resource": "Users/u-1/Messages/m-1", "resourceData": {"id": "m-1"}},  # Graph redelivers
+    ]
+    assert (await _fire(pipe.sim, f"{sub_id}/notify", {"items": items}))["status"] == 202
+    assert (await _fire(pipe.sim, f"{sub_id}/notify", {"items": items[:1]}))["status"] == 202  # and again
+    await eventually(lambda: _completed(pipe, "notification", 4), what="4 notification jobs run")
+
+    inbound_ids = set()
+    for message in ("m-1", "m-2"):
+        n = Notification(subscription_id=sub_id, change_type="created", resource=f"Users/u-1/Messages/{message}",
+                         resource_data={"id": message})  # fmt: skip
+        job_id = await pipe.redis.get(keys.idempotency(idempotency_key(n)))
+        assert job_id is not None
+        inbound_ids.add(job_id)
+    assert len(inbound_ids) == 2  # four deliveries of two messages: two inbound jobs
+    assert (await c.read(pipe.redis))["duplicates"] == 2
+
+
+async def _wrong_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"not the token"})
+
+
+async def test_graphsim_refuses_a_subscription_whose_endpoint_echoes_wrong(notif_pipeline: Pipeline) -> None:
+    server = ThreadServer(_wrong_echo).start()
+    try:
+        with pytest.raises(GraphHTTPError) as info:
+            await manager_for(notif_pipeline).create("users/u-1/messages", "created", f"{server.url}/webhooks/graph")
+    finally:
+        server.stop()
+    assert info.value.status == 400 and "exactly match" in (info.value.message or "")
+    assert await SubscriptionRegistry(notif_pipeline.redis).all() == []
+
+
+async def test_lifecycle_events_do_what_graph_prescribes(notif_pipeline: Pipeline, receiver: Receiving) -> None:
+    pipe = notif_pipeline
+    manager = manager_for(pipe)
+    record = await manager.create(
+        "users/u-1/messages", "created", receiver.notify_url, lifecycle_url=receiver.lifecycle_url
+    )
+
+    assert (await _fire(pipe.sim, f"{record.id}/lifecycle", {"event": "reauthorizationRequired"}))["status"] == 202
+    await eventually(lambda: _completed(pipe, "notification", 1), what="reauthorization handled")
+    patches = [r for r in pipe.sim.state.requests() if r.method == "PATCH"]
+    assert [p.path for p in patches] == [f"/subscriptions/{record.id}"]
+
+    assert (await _fire(pipe.sim, f"{record.id}/lifecycle", {"event": "missed"}))["status"] == 202
+    await eventually(lambda: _completed(pipe, "notification", 2), what="missed handled")
+    assert await _sync_enqueued(pipe, "mail", "u-1")
+
+    assert (await _fire(pipe.sim, f"{record.id}/lifecycle", {"event": "subscriptionRemoved"}))["status"] == 202
+    await eventually(lambda: _completed(pipe, "notification", 3), what="removal handled")
+    (current,) = await SubscriptionRegistry(pipe.redis).all()
+    assert current.id != record.id and current.resource == record.resource
+    assert pipe.sim.state.subscriptions.get(current.id) is not None  # recreated at Graph, handshake passed
+    assert len([r for r in pipe.sim.state.requests() if r.method == "POST" and r.path == "/subscriptions"]) == 2
+
+
+async def _sync_enqueued(pipe: Pipeline, kind: str, owner: str) -> bool:
+    """A sync job for (kind, owner) is queued, or (with the sync processor registered) already ran."""
+    if any(j.type == "sync" and (j.payload["resource"], j.payload["owner"]) == (kind, owner)
+           for j in await queued(pipe.redis)):  # fmt: skip
+        return True
+    if any(e.type == "sync" and e.payload.get("owner") == owner for e in await pipe.dead_letters()):
+        return True
+    return bool((await pipe.stats.snapshot()).by_type.get("sync"))
+
+
+async def test_rich_notifications_are_verified_and_decrypted_by_the_processor(
+    notif_pipeline: Pipeline, receiver: Receiving
+) -> None:
+    pipe = notif_pipeline
+    record = await manager_for(pipe).create(
+        "chats/19:abc@thread.v2/messages", "created", receiver.notify_url,
+        lifecycle_url=receiver.lifecycle_url, include_resource_data=True,
+    )  # fmt: skip
+    post = [r for r in pipe.sim.state.requests() if r.method == "POST" and r.path == "/subscriptions"][-1]
+    assert post.body["encryptionCertificateId"] == "graphworks-test-cert" and post.body["includeResourceData"]
+    content = {"id": "1612", "body": {"content": "secret words"}}
+    resource = "chats('19:abc@thread.v2')/messages('1612')"
+    good = {"resource": resource, "resourceData": {"id": "1612"}, "content": content}
+    assert (await _fire(pipe.sim, f"{record.id}/notify", good))["status"] == 202
+    assert (await _fire(pipe.sim, f"{record.id}/notify", {**good, "tamper": "dataSignature"}))["status"] == 202
+    assert (await _fire(pipe.sim, f"{record.id}/notify", {**good, "tokenExpired": True}))["status"] == 202
+    await eventually(lambda: _completed(pipe, "notification", 2), what="two rich notifications run")
+
+    counts = await c.read(pipe.redis)
+    assert counts[c.DROPPED_DATA_SIGNATURE] == 1
+    assert receiver.app.counters.totals[c.DROPPED_VALIDATION_TOKEN] == 1  # never became a job
+    n = Notification(subscription_id=record.id, change_type="created", resource=resource, resource_data={"id": "1612"})
+    assert await pipe.redis.get(keys.idempotency(idempotency_key(n))) is not None
+
+
+async def test_renewal_cron_renews_and_recreates(notif_pipeline: Pipeline, receiver: Receiving) -> None:
+    from webhooks.renewal import renew_subscriptions
+
+    pipe = notif_pipeline
+    manager = manager_for(pipe)
+    kept = await manager.create(
+        "chats/19:a/messages", "created", receiver.notify_url, lifecycle_url=receiver.lifecycle_url
+    )
+    lapsed = await manager.create(
+        "teams/t-1/channels/19:c/messages", "created", receiver.notify_url, lifecycle_url=receiver.lifecycle_url
+    )
+    await _fire_expire(pipe.sim, lapsed.id)  # Graph lost it: PATCH will answer 404
+
+    # Three days less 20 minutes later: both are inside the 30-minute margin.
+    step = kept.expiration.timestamp() - pipe.clock.now() - 20 * 60
+    pipe.clock.advance(step)
+    pipe.sim.state.subscriptions.advance(step)
+    result = await renew_subscriptions({"runner": pipe.runner})
+    assert result["renewed"] == [kept.id]
+    assert list(result["recreated"]) == [lapsed.id] and result["failed"] == [], result
+    by_id = {r.id: r for r in await SubscriptionRegistry(pipe.redis).all()}
+    assert by_id[kept.id].expiration > kept.expiration
+    assert lapsed.id not in by_id and result["recreated"][lapsed.id] in by_id
+    assert await _sync_enqueued(pipe, "channel_messages", "t-1")
+
+    names = [job.name for job in pipe.worker.cron_jobs]
+    assert "renew_subscriptions" in names
+
+
+async def _fire_expire(sim: SimServer, sub_id: str) -> None:
+    async with httpx.AsyncClient() as http:
+        (await http.post(f"{sim.root_url}/_sim/subscriptions/{sub_id}/expire")).raise_for_status()
