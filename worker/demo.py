@@ -24,6 +24,7 @@ from graphsim.server import SimServer, run_in_thread
 from graphsim.state import SimState
 from worker.arq_worker import GraphworksWorker, build_runner
 from worker.client import GraphworksClient
+from worker.demo_webhooks import receiver_app, script_inbound, serving, show_inbound
 from worker.embedded_redis import EmbeddedRedis, start_redis
 from worker.errors import ErrorClass, PayloadInvalid
 from worker.redrive import redrive_matching
@@ -107,10 +108,18 @@ async def _demo(redis_url: str, sim: SimServer, fast: bool, log_path: Path) -> i
     console.print(f"redriven {len(result.redriven)} entries")
     worker = GraphworksWorker(runner, burst=True, handle_signals=False)
     final = await _drain(worker, stats, "after redrive")
+    sends_ok = final.completed == 13 and final.dead_letter_size == 0
+
+    console.print("\n[bold]inbound[/bold]: a subscription, change notifications, a delta sync")
+    with serving(receiver_app(settings)) as receiver_url:
+        await script_inbound(console, settings, redis, sim, runner, receiver_url)
+        worker = GraphworksWorker(runner, burst=True, handle_signals=False)
+        final = await _drain(worker, stats, "notifications -> inbound fetch, sync")
+    inbound = await show_inbound(console, redis)
     await runner.graph.close()
     await redis.aclose()
     console.print()
-    ok = final.completed == 13 and final.dead_letter_size == 0
+    ok = sends_ok and final.dead_letter_size == 0 and inbound == 4
     console.print("[green]demo done: every job delivered[/green]" if ok else "[red]demo: not every job delivered[/red]")
     return 0 if ok else 1
 

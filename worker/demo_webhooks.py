@@ -1,0 +1,87 @@
+"""The demo's second act: a Graph subscription, change notifications through the webhook receiver,
+the notification and inbound processors, and a delta sync, all into the inbound stream."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import redis.asyncio as aioredis
+import uvicorn
+from rich.console import Console
+
+from graphsim.server import SimServer
+from webhooks.app import ReceiverApp
+from webhooks.renewal import build_manager
+from worker import keys
+from worker.client import GraphworksClient
+from worker.runner import Runner
+from worker.settings import Settings
+
+MAILBOX = "ops@contoso.com"
+
+
+@contextmanager
+def serving(app: ReceiverApp) -> Iterator[str]:
+    """The receiver under uvicorn in a thread on a free loopback port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()
+
+
+async def script_inbound(
+    console: Console, settings: Settings, redis: aioredis.Redis, sim: SimServer, runner: Runner, receiver_url: str
+) -> None:
+    """Subscribe to a mailbox, have graphsim notify twice for one new message, and sync contacts."""
+    message_id = sim.state.seed_mail_message(
+        MAILBOX,
+        {"subject": "Invoice 1042", "body": {"contentType": "html", "content": "<p>Please <b>pay</b></p>"},
+         "from": {"emailAddress": {"address": "vendor@fabrikam.com"}}},
+    )  # fmt: skip
+    manager = build_manager(runner.graph, redis, settings, runner.clock, runner.queue)
+    record = await manager.create(f"users/{MAILBOX}/messages", "created", f"{receiver_url}/webhooks/graph",
+                                  lifecycle_url=f"{receiver_url}/webhooks/graph/lifecycle")  # fmt: skip
+    console.print(f"subscription {record.id} created: graphsim ran the validation handshake against the receiver")
+    item = {"resource": f"Users/{MAILBOX}/Messages/{message_id}", "resourceData": {"id": message_id}}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for _ in range(2):  # Graph delivers at least once: the second delivery must not duplicate
+            r = await http.post(f"{sim.root_url}/_sim/subscriptions/{record.id}/notify", json={"items": [item]})
+            r.raise_for_status()
+    console.print("graphsim delivered the same change notification twice; the receiver answered 202 to each")
+
+    for name in ("Ada Lovelace", "Alan Turing", "Grace Hopper"):
+        sim.state.delta.upsert(f"contacts:{MAILBOX}", {"displayName": name})
+    await GraphworksClient(redis, settings).sync(resource="contacts", owner=MAILBOX)
+    console.print("enqueued a delta sync of 3 contacts")
+
+
+async def show_inbound(console: Console, redis: aioredis.Redis) -> int:
+    entries = await redis.xrange(keys.INBOUND_STREAM)
+    console.print(f"\n[bold]inbound stream {keys.INBOUND_STREAM}[/bold]: {len(entries)} entries")
+    for _, fields in entries:
+        data = json.loads(fields[b"data"])
+        what = data.get("subject") or data.get("item", {}).get("displayName") or data.get("kind", "")
+        label = f"sync {data['change']}" if data.get("kind") == "sync_change" else "message"
+        console.print(f"  {label:<14} {str(what)[:60]}")
+    return len(entries)
+
+
+def receiver_app(settings: Settings) -> ReceiverApp:
+    return ReceiverApp(settings)
