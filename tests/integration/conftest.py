@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
-from ratelimits.base import NoLimit
+from ratelimits.base import Limiter, NoLimit
 from worker.arq_worker import GraphworksWorker, build_runner
 from worker.client import GraphworksClient
 from worker.clock import FakeClock
@@ -86,19 +86,13 @@ def make_settings(redis_url: str, sim: SimServer, **extra: object) -> Settings:
     return load_settings(**values)
 
 
-@pytest.fixture
-async def pipeline(redis: aioredis.Redis, redis_url: str, graphsim: SimServer) -> AsyncIterator[Pipeline]:
-    settings = make_settings(redis_url, graphsim)
-    clock = FakeClock()
-    # No rate limits here: their waits would run on the fake clock (tests/ratelimits has its own).
-    runner = build_runner(settings, redis, clock=clock, limiter=NoLimit())
-    runner.rand = lambda: 0.0  # no jitter: delays are the policy's nominal values
+@contextlib.asynccontextmanager
+async def running_worker(runner: Runner) -> AsyncIterator[GraphworksWorker]:
+    """An arq worker for `runner` in this event loop, stopped (and its Graph client closed) on exit."""
     worker = GraphworksWorker(runner, handle_signals=False)
     task = asyncio.create_task(worker.main())
-    pipe = Pipeline(settings, redis, graphsim, clock, runner, GraphworksClient(redis, settings, clock=clock), worker,
-                    Stats(redis))  # fmt: skip
     try:
-        yield pipe
+        yield worker
     finally:
         task.cancel()
         for t in list(worker.tasks.values()):
@@ -106,3 +100,23 @@ async def pipeline(redis: aioredis.Redis, redis_url: str, graphsim: SimServer) -
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await runner.graph.close()
+
+
+@contextlib.asynccontextmanager
+async def running_pipeline(
+    redis: aioredis.Redis, sim: SimServer, settings: Settings, *, limiter: Limiter | None = None
+) -> AsyncIterator[Pipeline]:
+    """Runner + worker + client on a fake clock, no jitter; no rate limits unless given (their
+    waits would run on the fake clock; tests/ratelimits brings its own)."""
+    clock = FakeClock()
+    runner = build_runner(settings, redis, clock=clock, limiter=limiter or NoLimit())
+    runner.rand = lambda: 0.0  # no jitter: delays are the policy's nominal values
+    async with running_worker(runner) as worker:
+        client = GraphworksClient(redis, settings, clock=clock)
+        yield Pipeline(settings, redis, sim, clock, runner, client, worker, Stats(redis))
+
+
+@pytest.fixture
+async def pipeline(redis: aioredis.Redis, redis_url: str, graphsim: SimServer) -> AsyncIterator[Pipeline]:
+    async with running_pipeline(redis, graphsim, make_settings(redis_url, graphsim)) as pipe:
+        yield pipe

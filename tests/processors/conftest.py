@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -12,14 +11,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
-from ratelimits.base import NoLimit
 from tests.integration.conftest import Pipeline, eventually, make_settings
-from worker.arq_worker import GraphworksWorker, build_runner
-from worker.client import GraphworksClient
-from worker.clock import FakeClock
+from tests.integration.conftest import running_pipeline as integration_pipeline
 from worker.envelope import Envelope
 from worker.queue import Scheduled
-from worker.stats import Stats
 
 KIB = 1024
 CHUNK = 327_680  # one 320 KiB fragment: small files still take several chunks
@@ -40,23 +35,8 @@ def make_file(path: Path, size: int) -> Path:
 async def running_pipeline(
     redis: aioredis.Redis, redis_url: str, sim: SimServer, **extra: object
 ) -> AsyncIterator[Pipeline]:
-    settings = make_settings(redis_url, sim, **extra)
-    clock = FakeClock()
-    runner = build_runner(settings, redis, clock=clock, limiter=NoLimit())
-    runner.rand = lambda: 0.0
-    worker = GraphworksWorker(runner, handle_signals=False)
-    task = asyncio.create_task(worker.main())
-    client = GraphworksClient(redis, settings, clock=clock)
-    pipe = Pipeline(settings, redis, sim, clock, runner, client, worker, Stats(redis))
-    try:
+    async with integration_pipeline(redis, sim, make_settings(redis_url, sim, **extra)) as pipe:
         yield pipe
-    finally:
-        task.cancel()
-        for t in list(worker.tasks.values()):
-            t.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await runner.graph.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ within 100 ms of the deadline. Deferrals cost no attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ from ratelimits.config import ApiOverride, LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.redis_backend import RedisBackend
 from ratelimits.waiting import FakeClockSleeper
-from tests.integration.conftest import eventually, make_settings
+from tests.integration.conftest import eventually, make_settings, running_worker
 from worker import keys
-from worker.arq_worker import GraphworksWorker, build_runner
+from worker.arq_worker import build_runner
 from worker.client import GraphworksClient
 from worker.clock import FakeClock
 from worker.stats import Stats
@@ -60,17 +59,8 @@ async def limited(redis: aioredis.Redis, redis_url: str, graphsim: SimServer) ->
     # (late_tolerance_s: this clock moves in 0.1 s jumps, so every wake-up looks "late")
     runner = build_runner(settings, redis, clock=clock, limiter=limiter)
     runner.rand = lambda: 0.0
-    worker = GraphworksWorker(runner, handle_signals=False)
-    task = asyncio.create_task(worker.main())
-    try:
+    async with running_worker(runner):
         yield Limited(clock, redis, GraphworksClient(redis, settings, clock=clock), graphsim, Stats(redis))
-    finally:
-        task.cancel()
-        for t in list(worker.tasks.values()):
-            t.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await runner.graph.close()
 
 
 async def send(p: Limited, mailbox: str, n: int) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import socket
 import threading
@@ -21,16 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from graphsim.server import SimServer
-from tests.integration.conftest import Pipeline, make_settings
+from tests.integration.conftest import Pipeline, make_settings, running_pipeline
 from webhooks.app import ReceiverApp
 from webhooks.crypto import KeyStore
 from webhooks.manager import SubscriptionManager
 from webhooks.renewal import build_manager
-from worker.arq_worker import GraphworksWorker, build_runner
-from worker.client import GraphworksClient
-from worker.clock import FakeClock
 from worker.settings import Settings
-from worker.stats import Stats
 
 CERT_ID = "graphworks-test-cert"
 CLIENT_ID = "graphworks-test-client"
@@ -138,23 +132,8 @@ async def notif_pipeline(
     redis: aioredis.Redis, redis_url: str, graphsim: SimServer, key_dir: Path
 ) -> AsyncIterator[Pipeline]:
     """Like tests/integration's `pipeline`, with the webhook settings (keys, client id)."""
-    settings = webhook_settings(redis_url, graphsim, key_dir)
-    clock = FakeClock()
-    runner = build_runner(settings, redis, clock=clock)
-    runner.rand = lambda: 0.0
-    worker = GraphworksWorker(runner, handle_signals=False)
-    task = asyncio.create_task(worker.main())
-    client = GraphworksClient(redis, settings, clock=clock)
-    pipe = Pipeline(settings, redis, graphsim, clock, runner, client, worker, Stats(redis))
-    try:
+    async with running_pipeline(redis, graphsim, webhook_settings(redis_url, graphsim, key_dir)) as pipe:
         yield pipe
-    finally:
-        task.cancel()
-        for t in list(worker.tasks.values()):
-            t.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await runner.graph.close()
 
 
 def manager_for(pipe: Pipeline) -> SubscriptionManager:
