@@ -95,10 +95,13 @@ async def running_worker(runner: Runner) -> AsyncIterator[GraphworksWorker]:
         yield worker
     finally:
         task.cancel()
-        for t in list(worker.tasks.values()):
+        jobs = list(worker.tasks.values())
+        for t in jobs:
             t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        # Retrieve what the job tasks ended with, so none is reported as "never retrieved" at exit.
+        await asyncio.gather(*jobs, return_exceptions=True)
         await runner.graph.close()
 
 
