@@ -62,7 +62,7 @@ async def noop_processor(ctx: JobContext, payload: NoopPayload) -> None:
     """The runner's processor: never touches Graph."""
 
 
-NOOP_JOB_TYPE = JobType(name="noop", model=NoopPayload, run=noop_processor, api="noop", scope=lambda p: "x")
+NOOP_JOB_TYPE = JobType(name="noop", model=NoopPayload, run=noop_processor)
 
 
 @dataclass(frozen=True)

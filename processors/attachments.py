@@ -64,10 +64,6 @@ def item_url(base_url: str, drive_id: str, item_path: str) -> str:
     return f"{base_url}/drives/{quote(drive_id, safe='')}/root:/{quote(item_path.strip('/'), safe='/')}:"
 
 
-def limit_scope(payload: Attachment) -> str:
-    return f"drive:{payload.drive_id}"
-
-
 def object_store_for(ctx: JobContext) -> ObjectStore:
     return LocalDirectoryStore(ctx.settings.attachment_download_dir)
 

@@ -54,11 +54,6 @@ class _Built:
         self.path_parameters = {**builder.path_parameters, **{f"%24{k}": v for k, v in query.items()}}
 
 
-def limit_scope(payload: Inbound) -> str:
-    ref = parse_message_resource(payload.resource)
-    return f"mail:{(ref.user_id or '').lower()}" if ref.source == "mail" else f"teams:{ref.source}"
-
-
 def _builder(ctx: JobContext, ref: MessageRef) -> RequestBuilder:
     sdk = ctx.graph.sdk
     if ref.source == "chat":

@@ -55,10 +55,6 @@ def _queue(ctx: JobContext) -> JobQueue:
     )
 
 
-def limit_scope(payload: Notification) -> str:
-    return f"subscription:{payload.subscription_id}"
-
-
 async def handle_notification(ctx: JobContext, payload: Notification) -> NotificationResult:
     if payload.lifecycle_event is not None:
         return await _lifecycle(ctx, payload)

@@ -81,10 +81,6 @@ async def file_attachment(spec: MailAttachment, source: LocalFile) -> dict[str, 
     return attachment
 
 
-def limit_scope(payload: Mail) -> str:
-    return f"mailbox:{payload.mailbox}"
-
-
 @contextlib.asynccontextmanager
 async def opened_sources(ctx: JobContext, payload: Mail) -> AsyncIterator[list[LocalFile]]:
     """Every attachment's file, checked (exists, at most 150 MB) before any Graph call."""

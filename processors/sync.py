@@ -50,10 +50,6 @@ class SyncResult(BaseModel):
     full_resync: bool = False
 
 
-def limit_scope(payload: Sync) -> str:
-    return f"{payload.resource}:{payload.owner.lower()}"
-
-
 def needs_resync(exc: GraphHTTPError) -> bool:
     """Graph dropped the sync state: 410 Gone, or its codes for it on another status."""
     code = (exc.graph_code or "").lower()

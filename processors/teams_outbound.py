@@ -93,10 +93,6 @@ def check_size(body: dict[str, Any]) -> None:
         )
 
 
-def limit_scope(payload: TeamsMessage) -> str:
-    return f"chat:{payload.chat_id}" if payload.chat_id else f"channel:{payload.team_id}:{payload.channel_id}"
-
-
 def _direct(ref: TeamsFileReference) -> dict[str, Any] | None:
     if ref.id and ref.web_url:
         return reference_attachment(ref.id, ref.web_url, ref.name)
