@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -47,10 +48,12 @@ def run_async(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     return wrapper
 
 
-async def with_redis(settings: Settings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    redis = redis_from(settings)
+@contextlib.asynccontextmanager
+async def opened_redis(settings: Settings | None = None) -> AsyncIterator[aioredis.Redis]:
+    """The Redis named by the settings (read from the environment if not given), closed on exit."""
+    redis = redis_from(settings or settings_or_exit())
     try:
-        return await work(redis)
+        yield redis
     finally:
         await redis.aclose()
 

@@ -12,7 +12,7 @@ import click
 import redis.asyncio as aioredis
 
 from worker.arq_worker import job_queue
-from worker.cli.common import redis_from, run_async, settings_or_exit
+from worker.cli.common import opened_redis, run_async, settings_or_exit
 from worker.clock import SystemClock
 from worker.deadletter.export import export_jsonl
 from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter
@@ -87,11 +87,8 @@ async def list_entries(job_type: str | None, error_class: str | None, reviewed: 
                        newer_than: str | None, limit: int, offset: int, as_json: bool) -> None:  # fmt: skip
     """List entries, newest failure first."""
     flt = build_filter(job_type, error_class, reviewed, older_than, newer_than)
-    redis = redis_from(settings_or_exit())
-    try:
+    async with opened_redis() as redis:
         page = await _store(redis).page(flt, limit=limit, offset=offset)
-    finally:
-        await redis.aclose()
     if as_json:
         click.echo(json.dumps([e.model_dump(mode="json") for e in page.entries]))
         return
@@ -107,11 +104,8 @@ async def list_entries(job_type: str | None, error_class: str | None, reviewed: 
 @run_async
 async def show(entry_id: str, as_json: bool) -> None:
     """Show one entry with every attempt."""
-    redis = redis_from(settings_or_exit())
-    try:
+    async with opened_redis() as redis:
         entry = await _store(redis).get(entry_id)
-    finally:
-        await redis.aclose()
     if entry is None:
         raise click.ClickException(f"no dead-letter entry {entry_id}")
     if as_json:
@@ -146,16 +140,13 @@ async def retry(entry_id: str | None, all_: bool, job_type: str | None, error_cl
     if bool(entry_id) == all_:
         raise click.UsageError("give an ENTRY_ID or --all")
     settings = settings_or_exit()
-    redis = redis_from(settings)
-    try:
+    async with opened_redis(settings) as redis:
         queue = job_queue(settings, redis, SystemClock())
         if entry_id:
             result = await redrive_one(_store(redis), queue, entry_id)
         else:
             flt = build_filter(job_type, error_class, reviewed, older_than, newer_than)
             result = await redrive_matching(_store(redis), queue, flt)
-    finally:
-        await redis.aclose()
     for rid in result.redriven:
         click.echo(rid)
     for sid, why in result.skipped.items():
@@ -172,11 +163,8 @@ async def retry(entry_id: str | None, all_: bool, job_type: str | None, error_cl
 @run_async
 async def review(entry_id: str, note: str | None, unreview: bool) -> None:
     """Mark an entry reviewed, with a note."""
-    redis = redis_from(settings_or_exit())
-    try:
+    async with opened_redis() as redis:
         entry = await _store(redis).review(entry_id, note, reviewed=not unreview)
-    finally:
-        await redis.aclose()
     if entry is None:
         raise click.ClickException(f"no dead-letter entry {entry_id}")
     click.echo(_line(entry))
@@ -192,11 +180,8 @@ async def purge(job_type: str | None, error_class: str | None, reviewed: bool | 
     flt = build_filter(job_type, error_class, reviewed, older_than, newer_than)
     if flt == DeadLetterFilter() and not yes:
         raise click.UsageError("purging every entry needs --yes (or narrow it with filters)")
-    redis = redis_from(settings_or_exit())
-    try:
+    async with opened_redis() as redis:
         removed = await _store(redis).purge(flt)
-    finally:
-        await redis.aclose()
     click.echo(f"purged {removed} entries")
 
 
@@ -208,11 +193,8 @@ async def export(job_type: str | None, error_class: str | None, reviewed: bool |
                  newer_than: str | None, out: Any) -> None:  # fmt: skip
     """Export matching entries as JSONL, one entry per line."""
     flt = build_filter(job_type, error_class, reviewed, older_than, newer_than)
-    redis = redis_from(settings_or_exit())
-    try:
+    async with opened_redis() as redis:
         count = await export_jsonl(_store(redis), out, flt)
-    finally:
-        await redis.aclose()
     if out is not sys.stdout:
         out.flush()
     click.echo(f"exported {count} entries", err=True)

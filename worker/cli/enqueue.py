@@ -8,7 +8,7 @@ from typing import Any, TextIO
 import click
 import pydantic
 
-from worker.cli.common import redis_from, run_async, settings_or_exit
+from worker.cli.common import opened_redis, run_async, settings_or_exit
 from worker.client import GraphworksClient, JobRequest, validate_payload
 from worker.errors import EnqueueError
 
@@ -29,11 +29,10 @@ async def _enqueue_one(
     job_type: str, payload: dict[str, Any], priority: int, key: str | None, defer: float | None
 ) -> None:
     settings = settings_or_exit()
-    client = GraphworksClient(redis_from(settings), settings)
-    try:
-        job_id = await client.enqueue(job_type, payload, priority=priority, idempotency_key=key, defer_by=defer)
-    finally:
-        await client.redis.aclose()
+    async with opened_redis(settings) as redis:
+        job_id = await GraphworksClient(redis, settings).enqueue(
+            job_type, payload, priority=priority, idempotency_key=key, defer_by=defer
+        )
     click.echo(job_id)
 
 
@@ -74,11 +73,8 @@ async def enqueue(ctx: click.Context, jobs_file: TextIO | None) -> None:
         raise SystemExit(2)
     jobs = read_jobs(jobs_file)
     settings = settings_or_exit()
-    client = GraphworksClient(redis_from(settings), settings)
-    try:
-        ids = await client.enqueue_many(jobs)
-    finally:
-        await client.redis.aclose()
+    async with opened_redis(settings) as redis:
+        ids = await GraphworksClient(redis, settings).enqueue_many(jobs)
     sys.stdout.write("".join(f"{i}\n" for i in ids))
     click.echo(f"enqueued {len(ids)} jobs", err=True)
 

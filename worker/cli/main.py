@@ -10,7 +10,7 @@ import time
 import click
 import redis.asyncio as aioredis
 
-from worker.cli.common import redis_from, run_async, settings_or_exit
+from worker.cli.common import opened_redis, redis_from, run_async, settings_or_exit
 from worker.cli.dlq import dlq
 from worker.cli.enqueue import enqueue
 from worker.cli.serve import serve
@@ -78,13 +78,10 @@ async def stats(as_json: bool) -> None:
     from ratelimits.report import limit_lines, limit_stats
 
     settings = settings_or_exit()
-    redis = redis_from(settings)
     now = time.time()
-    try:
+    async with opened_redis(settings) as redis:
         snap = await Stats(redis).snapshot(settings.worker_queue)
         limits = await limit_stats(redis, now)
-    finally:
-        await redis.aclose()
     if as_json:
         click.echo(json.dumps({**snap.model_dump(mode="json"), "limits": [s.model_dump() for s in limits]}))
         return
@@ -111,16 +108,11 @@ async def stats(as_json: bool) -> None:
 @run_async
 async def health(as_json: bool) -> None:
     """Check that Redis answers; exit 1 if it does not."""
-    settings = settings_or_exit()
-    redis: aioredis.Redis = redis_from(settings)
-    try:
-        ok = bool(await redis.ping())
-    except (aioredis.ConnectionError, OSError) as exc:
-        ok, detail = False, str(exc)
-    else:
-        detail = "redis answers"
-    finally:
-        await redis.aclose()
+    async with opened_redis() as redis:
+        try:
+            ok, detail = bool(await redis.ping()), "redis answers"
+        except (aioredis.ConnectionError, OSError) as exc:
+            ok, detail = False, str(exc)
     click.echo(json.dumps({"ok": ok, "redis": detail}) if as_json else f"{'ok' if ok else 'FAIL'}: {detail}")
     if not ok:
         raise SystemExit(1)

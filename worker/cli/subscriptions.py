@@ -10,7 +10,7 @@ import click
 
 from webhooks.manager import SubscriptionManager
 from webhooks.renewal import build_manager
-from worker.cli.common import redis_from, run_async, settings_or_exit
+from worker.cli.common import opened_redis, run_async, settings_or_exit
 from worker.clock import SystemClock
 from worker.errors import GraphHTTPError, JobFailure
 from worker.graph.auth import token_provider_from
@@ -21,17 +21,18 @@ T = TypeVar("T")
 
 async def _with_manager(work: Callable[[SubscriptionManager], Awaitable[T]]) -> T:
     settings = settings_or_exit()
-    redis = redis_from(settings)
-    graph = GraphClient(settings.graph_base, token_provider_from(settings), timeout_s=settings.graph_call_timeout_s)
-    try:
-        return await work(build_manager(graph, redis, settings, SystemClock()))
-    except GraphHTTPError as exc:
-        raise click.ClickException(f"Graph answered {exc.status} {exc.graph_code or ''}: {exc.message or ''}") from exc
-    except JobFailure as exc:
-        raise click.ClickException(f"Graph call failed: {exc}") from exc
-    finally:
-        await graph.close()
-        await redis.aclose()
+    async with opened_redis(settings) as redis:
+        graph = GraphClient(settings.graph_base, token_provider_from(settings), timeout_s=settings.graph_call_timeout_s)
+        try:
+            return await work(build_manager(graph, redis, settings, SystemClock()))
+        except GraphHTTPError as exc:
+            raise click.ClickException(
+                f"Graph answered {exc.status} {exc.graph_code or ''}: {exc.message or ''}"
+            ) from exc
+        except JobFailure as exc:
+            raise click.ClickException(f"Graph call failed: {exc}") from exc
+        finally:
+            await graph.close()
 
 
 @click.group()

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from worker.cli.common import redis_from, run_async, settings_or_exit
-from worker.errors import ConfigError, JobFailure
+from worker.cli.common import opened_redis, run_async, settings_or_exit
+from worker.errors import JobFailure
 from worker.graph.delegated import StoredTokens, delegated_provider_from
 
 
@@ -30,14 +30,9 @@ async def set_refresh(sender: str) -> None:
     if not refresh_token:
         raise click.ClickException("no refresh token on stdin")
     settings = settings_or_exit()
-    redis = redis_from(settings)
-    try:
+    async with opened_redis(settings) as redis:  # run_async reports a ConfigError as one line
         provider = delegated_provider_from(settings, redis)
         await provider.store.put(sender, StoredTokens(refresh_token=refresh_token))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        await redis.aclose()
     click.echo(f"stored the refresh token for {sender}")
 
 
@@ -47,14 +42,12 @@ async def set_refresh(sender: str) -> None:
 async def check(sender: str) -> None:
     """Redeem SENDER's refresh token now (forcing a new access token) to prove it works."""
     settings = settings_or_exit()
-    redis = redis_from(settings)
-    try:
-        provider = delegated_provider_from(settings, redis)
-        await provider.token(sender=sender, force_refresh=True)
-    except (ConfigError, JobFailure) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        await redis.aclose()
+    async with opened_redis(settings) as redis:
+        try:
+            provider = delegated_provider_from(settings, redis)
+            await provider.token(sender=sender, force_refresh=True)
+        except JobFailure as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"the refresh token for {sender} works")
 
 
@@ -64,12 +57,7 @@ async def check(sender: str) -> None:
 async def delete(sender: str) -> None:
     """Forget SENDER's tokens."""
     settings = settings_or_exit()
-    redis = redis_from(settings)
-    try:
+    async with opened_redis(settings) as redis:
         provider = delegated_provider_from(settings, redis)
         found = await provider.store.delete(sender)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        await redis.aclose()
     click.echo(f"deleted the tokens of {sender}" if found else f"no tokens stored for {sender}")
