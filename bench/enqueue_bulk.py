@@ -17,14 +17,13 @@ import functools
 import os
 import platform
 import statistics
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import default_queue_name
+from timing import Sample, timed
 
 from worker import codec
 from worker.client import GraphworksClient, JobRequest
@@ -36,27 +35,6 @@ MAIL: dict[str, Any] = {"mailbox": "a@b.c", "to": ["x@y.z"], "subject": "s", "bo
 ANCHOR_ARQ_SINGLE = 2_065
 ANCHOR_BULLMQ_SINGLE = 4_886
 ANCHOR_BULLMQ_BULK = 22_163
-
-
-@dataclass(frozen=True)
-class Sample:
-    jobs: int
-    wall_s: float
-    cpu_s: float
-
-    @property
-    def jobs_per_s(self) -> float:
-        return self.jobs / self.wall_s
-
-    @property
-    def cpu_us_per_job(self) -> float:
-        return self.cpu_s * 1e6 / self.jobs
-
-
-async def timed(n: int, work: Callable[[], Awaitable[None]]) -> Sample:
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    await work()
-    return Sample(n, time.perf_counter() - t0, time.process_time() - cpu0)
 
 
 async def graphworks_single(gw: GraphworksClient, n: int) -> None:

@@ -19,9 +19,7 @@ import platform
 import pstats
 import statistics
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,6 +27,7 @@ from arq import Worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import default_queue_name
 from arq.worker import func
+from timing import Sample, timed
 
 from processors.registry import JobType
 from worker import codec
@@ -63,35 +62,6 @@ async def noop_processor(ctx: JobContext, payload: NoopPayload) -> None:
 
 
 NOOP_JOB_TYPE = JobType(name="noop", model=NoopPayload, run=noop_processor)
-
-
-@dataclass(frozen=True)
-class Sample:
-    jobs: int
-    wall_s: float
-    cpu_s: float
-
-    @property
-    def jobs_per_s(self) -> float:
-        return self.jobs / self.wall_s
-
-    @property
-    def cpu_ms_per_job(self) -> float:
-        return self.cpu_s * 1000 / self.jobs
-
-
-async def timed(n: int, drain: Callable[[], Awaitable[None]], profile: cProfile.Profile | None) -> Sample:
-    """Time (and optionally profile) only the drain."""
-    if profile is not None:
-        profile.enable()
-    try:
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        await drain()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    finally:
-        if profile is not None:
-            profile.disable()
-    return Sample(n, wall, cpu)
 
 
 async def bare_round(pool: ArqRedis, n: int, profile: cProfile.Profile | None = None) -> Sample:
