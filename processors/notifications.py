@@ -44,15 +44,7 @@ class NotificationResult(BaseModel):
 
 
 def _queue(ctx: JobContext) -> JobQueue:
-    s = ctx.settings
-    return JobQueue(
-        ctx.redis,
-        ctx.clock,
-        name=s.worker_queue,
-        priority_step_s=s.queue_priority_step_s,
-        idempotency_ttl_s=s.idempotency_ttl_s,
-        job_expiry_extra_s=s.job_expiry_extra_s,
-    )
+    return JobQueue.from_settings(ctx.settings, ctx.redis, ctx.clock)
 
 
 async def handle_notification(ctx: JobContext, payload: Notification) -> NotificationResult:

@@ -153,9 +153,7 @@ async def _start_full_resync(ctx: JobContext, state: SyncState, target: SyncTarg
 async def _continue(ctx: JobContext, payload: Sync) -> None:
     """Hand the rest of the round to a new job, so one job never nears its timeout."""
     settings = ctx.settings
-    queue = JobQueue(ctx.redis, ctx.clock, name=settings.worker_queue, priority_step_s=settings.queue_priority_step_s,
-                     idempotency_ttl_s=settings.idempotency_ttl_s,
-                     job_expiry_extra_s=settings.job_expiry_extra_s)  # fmt: skip
+    queue = JobQueue.from_settings(settings, ctx.redis, ctx.clock)
     follow = payload.model_copy(update={"full": False})
     env = Envelope(type="sync", payload=follow.model_dump(mode="json"), priority=ctx.envelope.priority,
                    queue=settings.worker_queue)  # fmt: skip

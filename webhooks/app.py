@@ -94,14 +94,7 @@ class ReceiverApp:
             redis = receiver_redis(settings.redis_url, settings.webhook_persist_deadline_s)
         self.redis = redis
         self.counters = Counters()
-        queue = JobQueue(
-            redis,
-            clock or SystemClock(),
-            name=settings.worker_queue,
-            priority_step_s=settings.queue_priority_step_s,
-            idempotency_ttl_s=settings.idempotency_ttl_s,
-            job_expiry_extra_s=settings.job_expiry_extra_s,
-        )
+        queue = JobQueue.from_settings(settings, redis, clock or SystemClock())
         if tokens is None and settings.graph_client_id:
             tokens = TokenValidator(
                 settings.webhook_jwks_url, settings.graph_client_id, cache_s=settings.webhook_jwks_cache_s

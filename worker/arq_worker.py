@@ -35,17 +35,6 @@ from worker.stats import Stats
 log = logging.getLogger("graphworks.worker")
 
 
-def job_queue(settings: Settings, redis: aioredis.Redis, clock: Clock) -> JobQueue:
-    return JobQueue(
-        redis,
-        clock,
-        name=settings.worker_queue,
-        priority_step_s=settings.queue_priority_step_s,
-        idempotency_ttl_s=settings.idempotency_ttl_s,
-        job_expiry_extra_s=settings.job_expiry_extra_s,
-    )
-
-
 def build_runner(
     settings: Settings,
     redis: aioredis.Redis,
@@ -69,7 +58,7 @@ def build_runner(
     preload_graph_paths(graph)
     return Runner(
         settings=settings,
-        queue=job_queue(settings, redis, clock),
+        queue=JobQueue.from_settings(settings, redis, clock),
         dlq=RedisDeadLetterStore(redis),
         stats=Stats(redis),
         graph=graph,

@@ -61,14 +61,7 @@ class GraphworksClient:
         self.redis = redis
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.queue = JobQueue(
-            redis,
-            self.clock,
-            name=settings.worker_queue,
-            priority_step_s=settings.queue_priority_step_s,
-            idempotency_ttl_s=settings.idempotency_ttl_s,
-            job_expiry_extra_s=settings.job_expiry_extra_s,
-        )
+        self.queue = JobQueue.from_settings(settings, redis, self.clock)
         self._owns_redis = False
 
     @classmethod

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from arq.constants import job_key_prefix
@@ -26,6 +26,9 @@ from redis.exceptions import NoScriptError
 from worker import codec, keys
 from worker.clock import Clock
 from worker.envelope import Envelope, encode
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 
 def _script(name: str) -> str:
@@ -76,6 +79,18 @@ class JobQueue:
         self._enqueue = redis.register_script(_script("enqueue.lua"))
         self._promote = redis.register_script(_script("promote.lua"))
         self._scripts_loaded = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: aioredis.Redis, clock: Clock) -> JobQueue:
+        """The queue WORKER_QUEUE names, with the priority step, idempotency and expiry settings."""
+        return cls(
+            redis,
+            clock,
+            name=settings.worker_queue,
+            priority_step_s=settings.queue_priority_step_s,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            job_expiry_extra_s=settings.job_expiry_extra_s,
+        )
 
     async def put(self, jobs: Sequence[Scheduled]) -> list[str]:
         """Store jobs in one pipelined round trip; returns each job's id (the first job's for a known key)."""

@@ -11,13 +11,13 @@ from typing import Any
 import click
 import redis.asyncio as aioredis
 
-from worker.arq_worker import job_queue
 from worker.cli.common import opened_redis, run_async, settings_or_exit
 from worker.clock import SystemClock
 from worker.deadletter.export import export_jsonl
 from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter
 from worker.deadletter.redis_store import RedisDeadLetterStore
 from worker.errors import ErrorClass
+from worker.queue import JobQueue
 from worker.redrive import redrive_matching, redrive_one
 
 AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -141,7 +141,7 @@ async def retry(entry_id: str | None, all_: bool, job_type: str | None, error_cl
         raise click.UsageError("give an ENTRY_ID or --all")
     settings = settings_or_exit()
     async with opened_redis(settings) as redis:
-        queue = job_queue(settings, redis, SystemClock())
+        queue = JobQueue.from_settings(settings, redis, SystemClock())
         if entry_id:
             result = await redrive_one(_store(redis), queue, entry_id)
         else:
