@@ -63,7 +63,6 @@ def build_runner(
         stats=Stats(redis),
         graph=graph,
         clock=clock,
-        limiter=limiter,
         policies=settings.policies,
         job_types=JOB_TYPES,
     )

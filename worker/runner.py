@@ -21,7 +21,7 @@ import pydantic
 
 from processors.registry import JobType
 from ratelimits import booking
-from ratelimits.base import LimitDeferred, Limiter
+from ratelimits.base import LimitDeferred
 from worker.classify import Failure, classify
 from worker.clock import Clock, utc
 from worker.context import JobContext
@@ -50,7 +50,6 @@ class Runner:
     stats: Stats
     graph: GraphClient
     clock: Clock
-    limiter: Limiter  # the one the GraphClient applies to each request (kept here for callers)
     policies: PolicySet
     job_types: Mapping[str, JobType]
     rand: Callable[[], float] = random.random
