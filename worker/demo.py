@@ -22,14 +22,16 @@ from rich.table import Table
 from graphsim.faults import Fault
 from graphsim.server import SimServer, run_in_thread
 from graphsim.state import SimState
+from webhooks.app import ReceiverApp
 from worker.arq_worker import GraphworksWorker, build_runner
 from worker.client import GraphworksClient
-from worker.demo_webhooks import receiver_app, script_inbound, serving, show_inbound
+from worker.demo_webhooks import script_inbound, show_inbound
 from worker.embedded_redis import EmbeddedRedis, start_redis
 from worker.errors import ErrorClass, PayloadInvalid
 from worker.redrive import redrive_matching
 from worker.settings import load_settings
 from worker.stats import Stats, StatsSnapshot
+from worker.threaded_server import ThreadedServer
 
 TOKEN = "demo-token"
 console = Console()
@@ -111,10 +113,13 @@ async def _demo(redis_url: str, sim: SimServer, fast: bool, log_path: Path) -> i
     sends_ok = final.completed == 13 and final.dead_letter_size == 0
 
     console.print("\n[bold]inbound[/bold]: a subscription, change notifications, a delta sync")
-    with serving(receiver_app(settings)) as receiver_url:
-        await script_inbound(console, settings, redis, sim, runner, receiver_url)
+    receiver = ThreadedServer(ReceiverApp(settings), name="receiver", lifespan="on").start()
+    try:
+        await script_inbound(console, settings, redis, sim, runner, receiver.url)
         worker = GraphworksWorker(runner, burst=True, handle_signals=False)
         final = await _drain(worker, stats, "notifications -> inbound fetch, sync")
+    finally:
+        receiver.stop()
     inbound = await show_inbound(console, redis)
     await runner.graph.close()
     await redis.aclose()

@@ -4,19 +4,12 @@ the notification and inbound processors, and a delta sync, all into the inbound 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import redis.asyncio as aioredis
-import uvicorn
 from rich.console import Console
 
 from graphsim.server import SimServer
-from webhooks.app import ReceiverApp
 from webhooks.renewal import build_manager
 from worker import keys
 from worker.client import GraphworksClient
@@ -24,26 +17,6 @@ from worker.runner import Runner
 from worker.settings import Settings
 
 MAILBOX = "ops@contoso.com"
-
-
-@contextmanager
-def serving(app: ReceiverApp) -> Iterator[str]:
-    """The receiver under uvicorn in a thread on a free loopback port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
 
 
 async def script_inbound(
@@ -81,7 +54,3 @@ async def show_inbound(console: Console, redis: aioredis.Redis) -> int:
         label = f"sync {data['change']}" if data.get("kind") == "sync_change" else "message"
         console.print(f"  {label:<14} {str(what)[:60]}")
     return len(entries)
-
-
-def receiver_app(settings: Settings) -> ReceiverApp:
-    return ReceiverApp(settings)

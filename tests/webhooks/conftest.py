@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -25,6 +21,7 @@ from webhooks.crypto import KeyStore
 from webhooks.manager import SubscriptionManager
 from webhooks.renewal import build_manager
 from worker.settings import Settings
+from worker.threaded_server import ThreadedServer
 
 CERT_ID = "graphworks-test-cert"
 CLIENT_ID = "graphworks-test-client"
@@ -69,33 +66,9 @@ def webhook_settings(redis_url: str, sim: SimServer, key_dir: Path, **extra: obj
     return make_settings(redis_url, sim, **values)
 
 
-class ThreadServer:
-    """An ASGI app under uvicorn in a daemon thread, on a socket bound first (port 0: free port)."""
-
-    def __init__(self, app: object, port: int = 0) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")  # type: ignore[arg-type]
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("receiver did not start")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-        self.sock.close()
+def receiver_server(app: object, port: int = 0) -> ThreadedServer:
+    """An ASGI app (the receiver, or a stand-in) served over HTTP in a thread, started."""
+    return ThreadedServer(app, port=port, name="receiver", lifespan="on").start()
 
 
 @dataclass
@@ -120,7 +93,7 @@ def receiver(redis: aioredis.Redis, redis_url: str, graphsim: SimServer, key_dir
     """The receiver app served by uvicorn in its own thread (graphsim reaches it over HTTP)."""
     settings = webhook_settings(redis_url, graphsim, key_dir)
     app = ReceiverApp(settings)
-    server = ThreadServer(app).start()
+    server = receiver_server(app)
     try:
         yield Receiving(server.url, app, settings)
     finally:

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
-from tests.webhooks.conftest import Receiving, ThreadServer, webhook_settings
+from tests.webhooks.conftest import Receiving, receiver_server, webhook_settings
 from tests.webhooks.helpers import TENANT, commands_processed, item, queued, register
 from webhooks import counters as c
 from webhooks.app import ReceiverApp
@@ -91,7 +91,7 @@ async def test_chunked_body_over_the_limit_is_413_before_it_ends(
 ) -> None:
     limit = 64 * 1024
     app = ReceiverApp(webhook_settings(redis_url, graphsim, key_dir, webhook_max_body_bytes=limit))
-    server = ThreadServer(app).start()
+    server = receiver_server(app)
     try:
         status_line, sent = await asyncio.to_thread(_chunked_upload, server.port, limit)
     finally:

@@ -9,7 +9,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
-from tests.webhooks.conftest import ThreadServer, webhook_settings
+from tests.webhooks.conftest import receiver_server, webhook_settings
 from tests.webhooks.helpers import item, queued, register
 from webhooks import counters as c
 from webhooks.app import ReceiverApp
@@ -27,7 +27,7 @@ async def test_redis_stopped_mid_test_gives_503_then_recovers(graphsim: SimServe
     private = start_redis()
     port = private.port
     app = ReceiverApp(webhook_settings(private.url, graphsim, key_dir))
-    server = ThreadServer(app).start()
+    server = receiver_server(app)
     url = f"{server.url}/webhooks/graph"
     client = aioredis.Redis.from_url(private.url)
     try:
@@ -58,7 +58,7 @@ async def test_redis_slower_than_the_deadline_gives_503(
     redis: aioredis.Redis, redis_url: str, graphsim: SimServer, key_dir: Path
 ) -> None:
     app = ReceiverApp(webhook_settings(redis_url, graphsim, key_dir, webhook_persist_deadline_s=0.3))
-    server = ThreadServer(app).start()
+    server = receiver_server(app)
     url = f"{server.url}/webhooks/graph"
     try:
         secret = await register(redis, "sub-a")

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from graphsim.server import SimServer
 from tests.integration.conftest import Pipeline, eventually
-from tests.webhooks.conftest import Receiving, ThreadServer, manager_for
+from tests.webhooks.conftest import Receiving, manager_for, receiver_server
 from tests.webhooks.helpers import queued
 from webhooks import counters as c
 from webhooks.jobs import idempotency_key
@@ -98,7 +98,7 @@ async def _wrong_echo(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def test_graphsim_refuses_a_subscription_whose_endpoint_echoes_wrong(notif_pipeline: Pipeline) -> None:
-    server = ThreadServer(_wrong_echo).start()
+    server = receiver_server(_wrong_echo)
     try:
         with pytest.raises(GraphHTTPError) as info:
             await manager_for(notif_pipeline).create("users/u-1/messages", "created", f"{server.url}/webhooks/graph")
