@@ -18,12 +18,12 @@ from ratelimits.config import ApiLimit
 class Meter:
     """A paced meter: this request occupies [slot, slot + step_s) of the key's timeline.
 
-    `horizon_s` is the longest interval the key can hold: older intervals are forgotten.
+    `merge_gap_s`: booked intervals closer than this are kept as one run (algorithm.py).
     """
 
     key: str
     step_s: float
-    horizon_s: float
+    merge_gap_s: float
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,10 @@ def build_plan(
         cools.append(api.cool_on_throttle)
         if api.rate is not None:
             step = api.per_s / (api.rate * headroom)
-            meters.append(Meter(name, step, step))
+            meters.append(Meter(name, step, merge_gap_s=step))
         if api.upload_bytes is not None and use.upload_bytes > 0:
             step = use.upload_bytes * api.upload_per_s / (api.upload_bytes * headroom)
-            meters.append(Meter(name + "#bytes", step, max(step, api.upload_per_s / headroom)))
+            meters.append(Meter(name + "#bytes", step, merge_gap_s=0.0))  # steps vary with size
         if api.concurrency is not None:
             leases.append(Lease(name, api.concurrency, lease_ttl_s))
     return Plan(tuple(names), tuple(meters), tuple(leases), tuple(cools))

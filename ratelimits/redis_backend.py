@@ -49,7 +49,7 @@ class RedisBackend:
             len(plan.meters), len(plan.leases), len(names), LEASE_POLL_S, STATS_TTL_S, RATE_BUCKET_S, MAX_ROUNDS,
         ]  # fmt: skip
         for m in plan.meters:
-            args += [repr(m.step_s), repr(m.horizon_s)]
+            args += [repr(m.step_s), repr(m.merge_gap_s)]
         for lease in plan.leases:
             args += [lease.limit, repr(lease.ttl_s)]
         args += list(names)

@@ -1,8 +1,8 @@
 -- One request's limits, all keys at once: ratelimits/algorithm.py `acquire`, step for step.
--- KEYS: nm meter timelines (zset: member "end:id", score start), nl lease zsets, nn cooldown keys,
+-- KEYS: nm meter timelines (zset of runs: member start, score end), nl lease zsets, nn cooldown keys,
 --       nn stats hashes, the stats index zset
 -- ARGV: now, max_wait_s, booked_at ("" = none), lease_id, nm, nl, nn, lease_poll_s, stats_ttl_s,
---       rate_bucket_s, max_rounds, then nm (step, horizon) pairs, nl (limit, ttl_s) pairs, nn key names
+--       rate_bucket_s, max_rounds, then nm (step, merge gap) pairs, nl (limit, ttl_s) pairs, nn key names
 -- Returns {kind, at}: kind go | retry | defer | book, at as a decimal string (seconds).
 local now = tonumber(ARGV[1])
 local max_wait = tonumber(ARGV[2])
@@ -12,8 +12,8 @@ local nm, nl, nn = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local poll, stats_ttl, bucket_s = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local max_rounds = tonumber(ARGV[11])
 local a = 12
-local steps, horizons = {}, {}
-for i = 1, nm do steps[i] = tonumber(ARGV[a]); horizons[i] = tonumber(ARGV[a + 1]); a = a + 2 end
+local steps, gaps = {}, {}
+for i = 1, nm do steps[i] = tonumber(ARGV[a]); gaps[i] = tonumber(ARGV[a + 1]); a = a + 2 end
 local lease_limit, lease_ttl = {}, {}
 for i = 1, nl do lease_limit[i] = tonumber(ARGV[a]); lease_ttl[i] = tonumber(ARGV[a + 1]); a = a + 2 end
 local names = {}
@@ -31,29 +31,35 @@ local function bump(field, by)
     redis.call('ZADD', KEYS[K_INDEX], now, names[i])
   end
 end
-local function ends(member) return tonumber(string.match(member, '^([^:]+)')) end
+-- Runs of booked time (algorithm.py): member = start, score = end; disjoint, so sorted both ways.
 -- earliest t' >= t with [t', t' + step) free on one timeline (algorithm.py earliest_fit)
 local function fit(key, t, step)
-  local prev = redis.call('ZREVRANGEBYSCORE', key, fmt(t), '-inf', 'LIMIT', 0, 1)
-  if prev[1] and ends(prev[1]) > t then t = ends(prev[1]) end
-  local cursor = t
   while true do
-    local rows = redis.call('ZRANGEBYSCORE', key, '(' .. fmt(cursor), '+inf', 'WITHSCORES', 'LIMIT', 0, 64)
-    for j = 1, #rows, 2 do
-      local s = tonumber(rows[j + 1])
-      if s >= t + step then return t end
-      local e = ends(rows[j])
-      if e > t then t = e end
-      cursor = s
-    end
-    if #rows < 128 then return t end
+    local row = redis.call('ZRANGEBYSCORE', key, '(' .. fmt(t), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if not row[1] then return t end
+    if tonumber(row[1]) >= t + step then return t end
+    local e = tonumber(row[2])
+    if e > t then t = e end
   end
 end
+-- a gap of exactly one step (a skipped slot) stays usable: float error must not merge it (algorithm.py)
+local function merges(e, next_start, gap) return next_start - e <= 0 or next_start - e < gap - 1e-6 end
+-- book [slot, slot + step) on every meter, merged with neighbours closer than the meter's gap
 local function commit_meters(slot)
   for i = 1, nm do
     local k = KEYS[i]
-    local e = slot + steps[i]
-    redis.call('ZADD', k, fmt(slot), fmt(e) .. ':' .. lease_id .. ':' .. i)
+    local s, e = slot, slot + steps[i]
+    local prev = redis.call('ZREVRANGEBYSCORE', k, fmt(slot), '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if prev[1] and merges(tonumber(prev[2]), s, gaps[i]) then
+      s = tonumber(prev[1])
+      redis.call('ZREM', k, prev[1])
+    end
+    local nxt = redis.call('ZRANGEBYSCORE', k, '(' .. fmt(slot), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if nxt[1] and merges(e, tonumber(nxt[1]), gaps[i]) then
+      e = math.max(e, tonumber(nxt[2]))
+      redis.call('ZREM', k, nxt[1])
+    end
+    redis.call('ZADD', k, fmt(e), fmt(s))
     -- the TTL only collects garbage: never shorten it below a later booking's end
     local need = ms(e - now) + 60000
     if redis.call('PTTL', k) < need then redis.call('PEXPIRE', k, need) end
@@ -73,7 +79,7 @@ if cool > 0 then
 end
 
 -- 2. the slot: the earliest time free on every meter, or the booked one
-for i = 1, nm do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. fmt(now - horizons[i])) end
+for i = 1, nm do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', fmt(now)) end
 local slot = now
 if booked then
   if booked > slot then slot = booked end

@@ -3,14 +3,20 @@ leases that expire, byte budgets, 429 cooldowns and the counters."""
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from contextlib import AsyncExitStack
 
 import pytest
 
 from ratelimits import booking
+from ratelimits.backend import Backend
 from ratelimits.base import LimitDeferred, Use
 from ratelimits.limiter import GraphLimiter
+from ratelimits.memory import MemoryBackend
+from ratelimits.redis_backend import RedisBackend
 from tests.ratelimits.conftest import BASE, T0, MakeLimiter
+from worker import keys
 from worker.clock import FakeClock
 
 CHAT = BASE + "/chats/{}/messages"
@@ -172,3 +178,54 @@ async def test_a_wait_for_one_chat_leaves_the_tenants_earlier_slots_to_other_cha
         return round(decision.at - T0, 6)
 
     assert [await slot(c) for c in ("19:a", "19:a", "19:b", "19:c", "19:a", "19:d")] == [0, 1.0, 0.25, 0.5, 2.0, 0.75]
+
+
+async def _runs(backend: Backend, key: str) -> int:
+    if isinstance(backend, RedisBackend):
+        return int(await backend.redis.zcard(keys.limit_state(key)))
+    assert isinstance(backend, MemoryBackend)
+    return len(backend.state.timelines.get(key, []))
+
+
+async def test_a_key_booked_solid_far_ahead_is_one_run_and_gaps_stay_usable(
+    make_limiter: MakeLimiter, clock: FakeClock
+) -> None:
+    """Booked intervals merge into runs, so an acquire costs the same at 400 bookings ahead as at 1."""
+    limiter = make_limiter({"teams.chat_post": {"rate": 4}}, max_wait_s=1000)
+
+    async def slot(chat: str) -> float:
+        decision = await limiter.backend.acquire(limiter.plan("POST", CHAT.format(chat)), T0, 1000, None, chat)
+        return round(decision.at - T0, 6)
+
+    times = [await slot(f"19:c{i % 100}") for i in range(400)]
+    assert times == [i * 0.25 for i in range(400)]
+    assert await _runs(limiter.backend, "teams.chat_post:contoso") == 1
+    assert await _runs(limiter.backend, "teams.chat:19:c0") == 4  # 1 s apart: a usable gap between each
+    # A chat booked at 99.0 s leaves the tenant's slot after the run; one more for it waits a second
+    assert await slot("19:c96") == 100.0
+    assert await slot("19:new") == 100.25
+    assert await _runs(limiter.backend, "teams.chat_post:contoso") == 1
+
+
+async def test_merged_runs_give_every_slot_unmerged_intervals_would(make_limiter: MakeLimiter) -> None:
+    """Bookings in a scrambled chat order (as 4 workers take them) at Graph's own 20 rps with
+    headroom: merging never loses a gap, not even one exactly a step long after float error."""
+    limiter = make_limiter(headroom=0.97, max_wait_s=1000)
+    rng = random.Random(1)
+    order = [f"19:c{i % 50}" for i in range(600)]
+    for k in range(0, len(order), 200):
+        window = order[k : k + 200]
+        rng.shuffle(window)
+        order[k : k + 200] = window
+    unmerged = MemoryBackend()
+    got, want = [], []
+    for chat in order:
+        plan = limiter.plan("POST", CHAT.format(chat))
+        got.append((await limiter.backend.acquire(plan, T0, 1000, None, chat)).at)
+        plain = dataclasses.replace(plan, meters=tuple(dataclasses.replace(m, merge_gap_s=0.0) for m in plan.meters))
+        want.append((await unmerged.acquire(plain, T0, 1000, None, chat)).at)
+    assert got == pytest.approx(want, abs=1e-9)
+    assert (
+        await _runs(limiter.backend, "teams.chat_post:contoso")
+        < len(unmerged.state.timelines["teams.chat_post:contoso"]) / 4
+    )
