@@ -1,14 +1,28 @@
-"""Import at worker start what the processors' first Graph calls would otherwise import lazily.
+"""Pay at worker start the first-use costs the processors' first Graph calls would otherwise pay.
 
 msgraph-sdk imports each request builder module the first time its property is touched; doing
 that inside a job makes a worker's first call of each kind slower than its tenth. Building the
 builders once here (dummy ids, no request is sent) moves that cost to startup.
+
+The HTTP stack (httpx, httpcore, h11) likewise spends 20-60 ms on a process's first request, and
+that one is paid after the limiter's permit: in bench/limits_chat.py each worker's first post
+reached graphsim 30-60 ms after its slot (the only late sends of the run), late enough to land in
+Graph's window with the next slot's and be answered 429. One request at start through a fresh
+transport to a one-shot loopback server (never Graph) moves it before any permit.
+
+Last, the startup heap (the SDK's modules: some 77,000 tracked objects) goes to the collector's
+permanent generation. A full collection scanned all of it: 40 ms on an idle machine, 50-100 ms
+on a busy one, a stall that made a paced send that late (the mid-run 429s of the bench).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import time
+
+import httpx
 
 from worker.graph.client import GraphClient
 
@@ -35,3 +49,50 @@ def preload_graph_paths(graph: GraphClient) -> float:
     took = time.perf_counter() - started
     log.debug("preloaded Graph request builders in %.3f s", took)
     return took
+
+
+WARMUP_TIMEOUT_S = 5.0
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+async def warm_http_stack() -> float:
+    """Send one request through a fresh httpx transport to a loopback server; the seconds it took.
+
+    Best effort: a failure is logged, never raised (a worker must start without it).
+    """
+    started = time.perf_counter()
+    try:
+        server = await asyncio.start_server(_answer, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            async with asyncio.timeout(WARMUP_TIMEOUT_S), httpx.AsyncClient(transport=httpx.AsyncHTTPTransport()) as c:
+                await c.get(f"http://127.0.0.1:{port}/warm-up")
+        finally:
+            server.close()
+            await server.wait_closed()
+    except (OSError, TimeoutError, httpx.HTTPError) as exc:
+        log.warning("HTTP warm-up failed (%s: %s); the first Graph request may be late", type(exc).__name__, exc)
+    took = time.perf_counter() - started
+    log.debug("warmed the HTTP stack in %.1f ms", took * 1000)
+    return took
+
+
+def freeze_startup_heap() -> int:
+    """Move every object alive now out of the collector's reach; returns how many were moved.
+
+    Call once, after imports and warm-up: later garbage is collected as usual, but a full
+    collection no longer walks the modules loaded at start.
+    """
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.debug("froze %d startup objects out of the collector's full passes", frozen)
+    return frozen

@@ -28,8 +28,9 @@ log = logging.getLogger("graphworks.limits")
 # request is paced afresh, so jobs delayed in the queue never bunch up into a burst.
 BOOKING_GRACE_S = 0.02
 # A deferred job is due this long before its booked slot and sleeps the rest in the worker, so
-# queue and promotion latency does not make it late.
-DEFER_LEAD_S = 0.5
+# queue and promotion latency does not make it late (0.5 s was not enough while 4 workers on
+# 2 cores were deferring 2,000 jobs at once: bench/limits_chat.py).
+DEFER_LEAD_S = 1.0
 # Woken this much after the slot (a busy event loop), the request is paced afresh instead of
 # sent late: a late send bunches with the slots after it, and Graph may count both in one
 # window. Headroom absorbs what is left (a few ms from permit to wire). At most MAX_REPACES times.

@@ -18,7 +18,7 @@ from arq.utils import poll
 from arq.worker import func
 
 from processors.registry import JOB_TYPES
-from processors.warmup import preload_graph_paths
+from processors.warmup import freeze_startup_heap, preload_graph_paths, warm_http_stack
 from ratelimits.base import Limiter
 from ratelimits.build import build_limiter
 from webhooks.renewal import renewal_cron
@@ -173,6 +173,8 @@ class GraphworksWorker(Worker):
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
+        await warm_http_stack()  # before the first permit: processors/warmup.py
+        freeze_startup_heap()
         async for _ in poll(self.poll_delay_s):
             await self._poll_iteration()
             if self.graphworks_burst and await self.drained():
