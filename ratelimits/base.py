@@ -2,7 +2,8 @@
 
 `Limiter.permit(method, url, uses)` resolves which limits a request counts against (the route
 table in `ratelimits/routes.py`, or the caller's explicit `uses`), waits for all of them at once
-and holds the permit while the request is in flight. A wait longer than the configured
+and holds the permit while the request is in flight. `Limiter.reserve` takes the same decision
+earlier, before the request is built, so a deferral costs no request building. A wait longer than the configured
 threshold raises `LimitDeferred`, which the runner turns into a reschedule of the same job:
 waiting never costs an attempt. `Permit.throttled()` reports a 429 (or 503 with Retry-After) so
 the limiter closes that scope for every worker until Retry-After has passed.
@@ -15,9 +16,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from ratelimits.limiter import Reservation
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,27 @@ class Permit(Protocol):
 
 
 class Limiter(Protocol):
-    def permit(
+    async def reserve(
         self, method: str, url: str, uses: Sequence[Use] | None = None, *, body_bytes: int = 0
+    ) -> Reservation | None:
+        """Decide for one request before it is built: its slot, or LimitDeferred for a long wait."""
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give back a reservation whose request never reached the wire."""
+
+    def permit(
+        self,
+        method: str,
+        url: str,
+        uses: Sequence[Use] | None = None,
+        *,
+        body_bytes: int = 0,
+        reservation: Reservation | None = None,
     ) -> AbstractAsyncContextManager[Permit]:
         """Wait for (or defer on) every limit of one request; hold the permit for the block.
 
-        `body_bytes` (the request body's size) is charged to byte budgets of routed uploads.
+        `body_bytes` (the request body's size) is charged to byte budgets of routed uploads; a
+        `reservation` made for this request by `reserve` is waited for instead of deciding again.
         """
 
 
@@ -81,8 +100,22 @@ class _NoPermit:
 class NoLimit:
     """Every request may go at once; 429s close nothing."""
 
+    async def reserve(
+        self, method: str, url: str, uses: Sequence[Use] | None = None, *, body_bytes: int = 0
+    ) -> Reservation | None:
+        return None
+
+    async def release(self, reservation: Reservation) -> None:
+        return None
+
     @asynccontextmanager
     async def permit(
-        self, method: str, url: str, uses: Sequence[Use] | None = None, *, body_bytes: int = 0
+        self,
+        method: str,
+        url: str,
+        uses: Sequence[Use] | None = None,
+        *,
+        body_bytes: int = 0,
+        reservation: Reservation | None = None,
     ) -> AsyncIterator[Permit]:
         yield _NoPermit()

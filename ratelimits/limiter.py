@@ -2,7 +2,8 @@
 
 Resolves a request's limits (route table or explicit uses, plus `global`), asks the backend once
 per attempt to take them all, sleeps short waits on the injected clock and raises LimitDeferred
-for long ones. A deferral that comes from the rate books its slot, so a job is deferred once and
+for long ones. The decision is taken before the SDK builds the request (`reserve`), the wait at
+the wire (`permit`). A deferral that comes from the rate books its slot, so a job is deferred once and
 then goes at its slot, in order, instead of coming back to queue again and again.
 """
 
@@ -37,6 +38,17 @@ DEFER_LEAD_S = 1.0
 LATE_TOLERANCE_S = 0.01
 MAX_REPACES = 3
 _UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass
+class Reservation:
+    """A decided slot for one request (`request`: method and URL), not yet waited for."""
+
+    plan: Plan
+    lease_id: str
+    at: float
+    request: tuple[str, str]
+    used: bool = False
 
 
 @dataclass
@@ -83,48 +95,84 @@ class GraphLimiter:
             headroom=self.config.headroom, lease_ttl_s=self.config.lease_ttl_s,
         )  # fmt: skip
 
+    async def reserve(
+        self, method: str, url: str, uses: Sequence[Use] | None = None, *, body_bytes: int = 0
+    ) -> Reservation | None:
+        """Decide for one request before it is built: its slot, or LimitDeferred for a long wait.
+
+        The Graph client calls this before the SDK builds the request and runs its middleware, so a
+        job that is only going to be deferred costs no SDK work (the start of a bulk send defers
+        nearly every job once); the wait itself and the lateness check happen at the wire, in
+        `permit(..., reservation=)`. None when the request has no limits.
+        """
+        plan = self.plan(method, url, uses, body_bytes=body_bytes)
+        if plan.empty:
+            return None
+        lease_id = uuid.uuid4().hex
+        booked = booking.take(plan.signature)
+        at = await self._decide(plan, lease_id, booked.at if booked is not None else None)
+        return Reservation(plan, lease_id, at, (method.upper(), url))
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give back a reservation the request never used (it failed before the wire)."""
+        if reservation.plan.leases:
+            await self.backend.release(reservation.plan, reservation.lease_id)
+
     @asynccontextmanager
     async def permit(
-        self, method: str, url: str, uses: Sequence[Use] | None = None, *, body_bytes: int = 0
+        self,
+        method: str,
+        url: str,
+        uses: Sequence[Use] | None = None,
+        *,
+        body_bytes: int = 0,
+        reservation: Reservation | None = None,
     ) -> AsyncIterator[Permit]:
-        plan = self.plan(method, url, uses, body_bytes=body_bytes)
-        lease_id = uuid.uuid4().hex
-        await self._acquire(plan, lease_id)
-        try:
-            yield _Permit(self, plan)
-        finally:
-            if plan.leases:
-                await self.backend.release(plan, lease_id)
+        """Held while one request is on the wire: its slot waited for, its lease released after.
 
-    async def _acquire(self, plan: Plan, lease_id: str) -> None:
-        if plan.empty:
+        A `reservation` made for this same request is used instead of deciding again (a redirect
+        hop, for one, is a request of its own and decides afresh).
+        """
+        if reservation is None or reservation.used or reservation.request != (method.upper(), url):
+            reservation = await self.reserve(method, url, uses, body_bytes=body_bytes)
+        if reservation is None:
+            yield _Permit(self, Plan(names=()))
             return
-        booked = booking.take(plan.signature)
-        booked_at = booked.at if booked is not None else None
+        reservation.used = True
+        try:
+            await self._at_wire(reservation)
+            yield _Permit(self, reservation.plan)
+        finally:
+            await self.release(reservation)
+
+    async def _decide(self, plan: Plan, lease_id: str, booked_at: float | None) -> float:
+        """The slot this request goes at; short waits for a cooldown or a lease are slept here."""
         max_wait = self.config.max_wait_s
-        repaces = 0
         while True:
             now = self.clock.now()
             if booked_at is not None and now > booked_at + BOOKING_GRACE_S:
                 booked_at = None  # came back too late: pace it afresh
             decision = await self.backend.acquire(plan, now, max_wait, booked_at, lease_id)
             if decision.kind == "go":
-                await self.sleeper.until(decision.at)
-                late = self.clock.now() - decision.at
-                if late <= self.late_tolerance_s or repaces >= MAX_REPACES or not plan.meters:
-                    return
-                repaces += 1
-                booked_at = None
-                if plan.leases:
-                    await self.backend.release(plan, lease_id)
-                log.debug("late by %.3f s for %s: paced afresh", late, ",".join(plan.names))
-                continue
+                return decision.at
             if decision.kind == "book":
                 until = max(now, decision.at - min(DEFER_LEAD_S, max_wait / 2))
                 raise LimitDeferred(until, Booking(keys=plan.signature, at=decision.at), plan.names)
             if decision.kind == "defer":
                 raise LimitDeferred(decision.at, None, plan.names)
             await self.sleeper.until(decision.at)
+
+    async def _at_wire(self, reservation: Reservation) -> None:
+        """Sleep until the slot; woken late (a busy loop), pace the request afresh, a few times at most."""
+        plan = reservation.plan
+        for repace in range(MAX_REPACES + 1):
+            await self.sleeper.until(reservation.at)
+            late = self.clock.now() - reservation.at
+            if late <= self.late_tolerance_s or repace == MAX_REPACES or not plan.meters:
+                return
+            log.debug("late by %.3f s for %s: paced afresh", late, ",".join(plan.names))
+            await self.release(reservation)
+            reservation.at = await self._decide(plan, reservation.lease_id, None)
 
     async def snapshot(self, limit: int = 100) -> list[KeyStats]:
         return await self.backend.snapshot(self.clock.now(), limit)

@@ -19,19 +19,23 @@ from contextvars import ContextVar
 import httpx
 
 from ratelimits.base import Limiter, Permit, Use
+from ratelimits.limiter import Reservation
 from worker.graph.responses import parse_retry_after
 
 _explicit: ContextVar[Sequence[Use] | None] = ContextVar("graphworks_limit_uses", default=None)
+_reserved: ContextVar[Reservation | None] = ContextVar("graphworks_limit_reservation", default=None)
 
 
 @contextmanager
-def declared(uses: Sequence[Use] | None) -> Iterator[None]:
-    """Requests sent inside the block count against `uses` instead of the route table."""
-    token = _explicit.set(uses)
+def declared(uses: Sequence[Use] | None, reservation: Reservation | None = None) -> Iterator[None]:
+    """Requests sent inside the block count against `uses` instead of the route table; the
+    one `reservation` was made for (Limiter.reserve) goes at its reserved slot."""
+    tokens = _explicit.set(uses), _reserved.set(reservation)
     try:
         yield
     finally:
-        _explicit.reset(token)
+        _explicit.reset(tokens[0])
+        _reserved.reset(tokens[1])
 
 
 def is_throttle(response: httpx.Response) -> bool:
@@ -66,7 +70,9 @@ class LimitedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # Content-Length covers bodies streamed from an async iterable (upload fragments) too.
         size = int(request.headers.get("content-length") or 0)
-        permit_cm = self.limiter.permit(request.method, str(request.url), _explicit.get(), body_bytes=size)
+        permit_cm = self.limiter.permit(
+            request.method, str(request.url), _explicit.get(), body_bytes=size, reservation=_reserved.get()
+        )
         permit = await permit_cm.__aenter__()
         try:
             response = await self.inner.handle_async_request(request)

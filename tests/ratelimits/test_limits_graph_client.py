@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from graphsim.faults import Fault
 from graphsim.server import SimServer
-from ratelimits.base import Use
+from ratelimits.base import LimitDeferred, Use
 from ratelimits.config import LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.redis_backend import RedisBackend
@@ -20,9 +20,11 @@ from worker.graph.auth import StaticTokenProvider
 from worker.graph.client import GraphClient
 
 
-def limited_client(sim: SimServer, redis: aioredis.Redis, clock: FakeClock) -> tuple[GraphClient, GraphLimiter]:
-    limiter = GraphLimiter(RedisBackend(redis), LimitsConfig(), tenant="contoso", base_url=sim.base_url, clock=clock,
-                           sleeper=AutoAdvanceSleeper(clock))  # fmt: skip
+def limited_client(
+    sim: SimServer, redis: aioredis.Redis, clock: FakeClock, config: LimitsConfig | None = None
+) -> tuple[GraphClient, GraphLimiter]:
+    limiter = GraphLimiter(RedisBackend(redis), config or LimitsConfig(), tenant="contoso", base_url=sim.base_url,
+                           clock=clock, sleeper=AutoAdvanceSleeper(clock))  # fmt: skip
     return GraphClient(sim.base_url, StaticTokenProvider("t"), limiter=limiter), limiter
 
 
@@ -61,3 +63,52 @@ async def test_explicit_limits_replace_the_route_table(graphsim: SimServer, redi
     assert sent == {"outlook:contoso:box@contoso.com": 1, "teams.chat_post:contoso": 1, "teams.chat:19:b": 1,
                     "global:contoso": 2}  # fmt: skip
     assert await redis.zcard(keys.limit_state("outlook:contoso:box@contoso.com#bytes")) == 1
+
+
+async def test_a_deferral_is_decided_before_the_sdk_builds_the_request(
+    graphsim: SimServer, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that is only going to be deferred costs no SDK work: nothing reaches its adapter."""
+    clock = FakeClock()
+    client, limiter = limited_client(graphsim, redis, clock, LimitsConfig(max_wait_s=0.5))
+    sdk_sends: list[object] = []
+    real_send = client._adapter.send_async
+
+    async def counting(*args: object) -> object:
+        sdk_sends.append(args[0])
+        return await real_send(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client._adapter, "send_async", counting)
+    chat = client.sdk.chats.by_chat_id("19:a").messages
+    try:
+        await client.call("POST", chat, json_body={"body": {"content": "1"}})
+        assert len(sdk_sends) == 1
+        with pytest.raises(LimitDeferred) as deferred:  # 1 rps per chat, max wait 0.5 s: book the next second
+            await client.call("POST", chat, json_body={"body": {"content": "2"}})
+    finally:
+        await client.close()
+    assert len(sdk_sends) == 1
+    assert deferred.value.booking is not None and deferred.value.booking.at == pytest.approx(clock.now() + 1 / 0.97)
+    assert len(graphsim.state.requests()) == 1
+    assert {s.key: s.sent for s in await limiter.snapshot()}["teams.chat:19:a"] == 1
+
+
+async def test_a_request_that_fails_before_the_wire_gives_its_lease_back(
+    graphsim: SimServer, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    client, limiter = limited_client(graphsim, redis, clock)
+
+    async def broken(*args: object) -> object:
+        raise RuntimeError("middleware blew up")
+
+    monkeypatch.setattr(client._adapter, "send_async", broken)
+    send = client.sdk.users.by_user_id("box@contoso.com").send_mail
+    try:
+        for _ in range(6):  # more than the mailbox's 4 concurrent: each lease must have come back
+            with pytest.raises(RuntimeError):
+                await client.call("POST", send, json_body={"m": 1})
+    finally:
+        await client.close()
+    assert await redis.zcard(keys.limit_leases("outlook:contoso:box@contoso.com")) == 0
+    assert {s.key: s.blocked for s in await limiter.snapshot()}["outlook:contoso:box@contoso.com"] == 0

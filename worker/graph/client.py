@@ -195,14 +195,24 @@ class GraphClient:
             # hands it to httpx as is; the caller gives Content-Length, which Graph requires.
             info.content = content  # type: ignore[assignment]
         info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
-        where = f"{info.http_method.value if info.http_method else '?'} {info.url_template or 'url'}"
+        method = info.http_method.value if info.http_method else "GET"
+        where = f"{method} {info.url_template or 'url'}"
+        # The URL expanded once (kiota would expand it again in send_async); the limiter decides on
+        # it before the SDK builds anything, so a job that is only deferred costs no SDK work.
+        url = info.url
+        info.url = url
+        size = len(info.content) if isinstance(info.content, bytes) else int((headers or {}).get("Content-Length", 0))
+        reservation = await self.limiter.reserve(method, url, limits, body_bytes=size)
         try:
-            # The limiter takes this request's permit at the wire (ratelimits/transport.py); a
-            # 429 there closes its scopes before the error reaches us.
-            with declared(limits):
+            # The request waits for its slot at the wire (ratelimits/transport.py); a 429 there
+            # closes its scopes before the error reaches us.
+            with declared(limits, reservation):
                 response: httpx.Response = await self._adapter.send_async(info, None, {})
         except httpx.TimeoutException as exc:
             raise CallTimeout(f"{where}: no answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise NetworkError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if reservation is not None and not reservation.used:
+                await self.limiter.release(reservation)
         return raise_for_status(response)
