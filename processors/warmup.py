@@ -10,15 +10,12 @@ reached graphsim 30-60 ms after its slot (the only late sends of the run), late 
 Graph's window with the next slot's and be answered 429. One request at start through a fresh
 transport to a one-shot loopback server (never Graph) moves it before any permit.
 
-Last, the startup heap (the SDK's modules: some 77,000 tracked objects) goes to the collector's
-permanent generation. A full collection scanned all of it: 40 ms on an idle machine, 50-100 ms
-on a busy one, a stall that made a paced send that late (the mid-run 429s of the bench).
+Last, worker/startup_heap.py moves the startup heap out of the collector's full passes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 
@@ -83,16 +80,3 @@ async def warm_http_stack() -> float:
     took = time.perf_counter() - started
     log.debug("warmed the HTTP stack in %.1f ms", took * 1000)
     return took
-
-
-def freeze_startup_heap() -> int:
-    """Move every object alive now out of the collector's reach; returns how many were moved.
-
-    Call once, after imports and warm-up: later garbage is collected as usual, but a full
-    collection no longer walks the modules loaded at start.
-    """
-    gc.collect()
-    gc.freeze()
-    frozen = gc.get_freeze_count()
-    log.debug("froze %d startup objects out of the collector's full passes", frozen)
-    return frozen

@@ -18,7 +18,7 @@ from arq.utils import poll
 from arq.worker import func
 
 from processors.registry import JOB_TYPES
-from processors.warmup import freeze_startup_heap, preload_graph_paths, warm_http_stack
+from processors.warmup import preload_graph_paths, warm_http_stack
 from ratelimits.base import Limiter
 from ratelimits.build import build_limiter
 from webhooks.renewal import renewal_cron
@@ -30,6 +30,7 @@ from worker.graph.client import GraphClient
 from worker.queue import JobQueue
 from worker.runner import Runner
 from worker.settings import Settings
+from worker.startup_heap import freeze_startup_heap
 from worker.stats import Stats
 
 log = logging.getLogger("graphworks.worker")

@@ -1,4 +1,4 @@
-"""Worker start-up warm-up: the HTTP stack is exercised against loopback only, and the startup heap
+"""Worker start-up: the HTTP stack is warmed against loopback only, and the startup heap
 is frozen out of the collector's full passes."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from processors import warmup
+from worker.startup_heap import freeze_startup_heap
 
 
 async def test_http_warm_up_sends_one_request_to_a_loopback_server_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,7 +43,7 @@ async def test_http_warm_up_failing_never_stops_the_worker(monkeypatch: pytest.M
 def test_freeze_moves_the_startup_heap_out_of_full_collections() -> None:
     startup_object: list[object] = []
     try:
-        assert warmup.freeze_startup_heap() > 1000
+        assert freeze_startup_heap() > 1000
         assert not any(o is startup_object for o in gc.get_objects())  # no full pass walks it any more
     finally:
         gc.unfreeze()
