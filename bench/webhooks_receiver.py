@@ -5,7 +5,8 @@ redis-server; the load comes from a separate process (bench/webhooks_load.py) ov
 For deliveries of 1 and of 50 notifications it measures:
   - closed loop (32 keep-alive connections, a bounded count): deliveries/s, notifications/s, p50/p99
   - open loop at 1,000 deliveries/s for 3 s: p50/p99 from each request's scheduled time
-and checks that every notification the receiver acknowledged is in Redis as a job.
+and checks that every notification the receiver acknowledged is in Redis, inside the one
+`notification_batch` job stored per delivery.
 
     .venv/bin/python bench/webhooks_receiver.py [--rounds 2] [--rate 1000] [--seconds 3]
 
@@ -29,14 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from arq.constants import job_key_prefix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.webhooks.helpers import TENANT, item
 from webhooks.client_state import client_state_digest, new_client_state
 from webhooks.registry import SubscriptionRecord, SubscriptionRegistry
-from worker import keys
+from worker import codec, keys
 from worker.embedded_redis import free_port, start_redis
+from worker.envelope import decode
 
 HERE = Path(__file__).resolve().parent
 CONNS = 32
@@ -86,8 +89,15 @@ async def _reset(redis: aioredis.Redis) -> str:
     return SECRET
 
 
-async def _jobs(redis: aioredis.Redis) -> int:
-    return int(await redis.zcard(keys.queue("default")))
+async def _stored(redis: aioredis.Redis) -> tuple[int, int]:
+    """(jobs, notifications) in the queue: a `notification_batch` job holds a delivery's items."""
+    ids = [m.decode() for m in await redis.zrange(keys.queue("default"), 0, -1)]
+    notifications = 0
+    for start in range(0, len(ids), 1000):
+        for raw in await redis.mget([job_key_prefix + i for i in ids[start : start + 1000]]):
+            env = decode(codec.deserialize(raw)["a"][0])
+            notifications += len(env.payload["items"]) if env.type == "notification_batch" else 1
+    return len(ids), notifications
 
 
 def _row(name: str, size: int, r: dict[str, Any]) -> str:
@@ -129,8 +139,9 @@ async def main() -> None:
                     await _reset(redis)
                     r = _load(port, body, ["--closed", str(CLOSED_COUNT[size]), "--conns", str(CONNS)])
                     if name == "receiver":
-                        stored = await _jobs(redis)
+                        jobs, stored = await _stored(redis)
                         assert stored == r["ok"] * size, f"acknowledged {r['ok'] * size}, stored {stored}"
+                        assert jobs == r["ok"], f"{r['ok']} deliveries acknowledged, {jobs} jobs stored"
                     summary.setdefault((name, size, "closed"), []).append(r)
                     print(_row(name, size, r) + f"   (closed loop, round {rnd + 1})")
             for name, port in (("bare", bare_port), ("receiver", recv_port)):

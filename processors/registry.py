@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from processors import attachments, inbound, notifications, outlook_outbound, sync, teams_outbound
+from processors import attachments, inbound, notification_batch, notifications, outlook_outbound, sync, teams_outbound
 from worker.context import JobContext
 from worker.payloads import PAYLOAD_MODELS, Payload
 
@@ -35,6 +35,7 @@ JOB_TYPES: dict[str, JobType] = {
     "mail": _job("mail", outlook_outbound.send_mail),
     "attachment": _job("attachment", attachments.run_attachment),
     "notification": _job("notification", notifications.handle_notification),
+    "notification_batch": _job("notification_batch", notification_batch.handle_notification_batch),
     "inbound": _job("inbound", inbound.fetch_inbound),
     "sync": _job("sync", sync.run_sync),
 }

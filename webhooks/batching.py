@@ -1,6 +1,6 @@
 """Group commit: deliveries that arrive while a write is in flight share the next pipelined write.
 
-Each delivery still waits until its own jobs are stored before it is answered; under load one
+Each delivery still waits until its own job is stored before it is answered; under load one
 Redis round trip carries many deliveries instead of one each, and with no load a delivery is
 written at once (nothing waits to fill a batch).
 """

@@ -2,7 +2,8 @@
 
 The receiver counts in process memory and flushes the deltas to one Redis hash in the
 background, so counting costs no round trip on the request path (and a 400 or 413 never
-touches Redis). The processor, already in a job, increments Redis directly.
+touches Redis). The processors, already in a job, write to Redis directly (a batch's counts in
+one flush).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ REJECTED_TOO_LARGE = "rejected_too_large"
 REJECTED_CONTENT_TYPE = "rejected_content_type"
 REJECTED_VALIDATION_TOKEN = "rejected_validation_token"
 UNAVAILABLE = "unavailable_503"
+# Counted by the notification processors.
+UNROUTABLE = "unroutable"
+DUPLICATES = "duplicates"
 
 
 class Counters:

@@ -1,14 +1,16 @@
-"""Writing the jobs a notification leads to: `inbound` fetches and `sync` runs.
+"""Building the jobs a notification leads to: `inbound` fetches, `sync` runs, lifecycle `notification` jobs.
 
-They are written with JobQueue.put after validating the payload with its model (the path that
-does not need the job type's processor in this process). A change notification's job carries an
-idempotency key derived from (subscription, resource, change type, resource id, etag), so a
-redelivered notification (Graph delivers at least once) maps onto the job already stored.
+Each payload is validated with its model before it is wrapped (the path that does not need the
+job type's processor in this process); `put` writes any number of them in one round trip. A change
+notification's job carries an idempotency key derived from (subscription, resource, change type,
+resource id, etag), so a redelivered notification (Graph delivers at least once), or a
+`notification_batch` job run again, maps onto the job already stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,9 +18,12 @@ from pydantic import BaseModel
 from webhooks.registry import SubscriptionRecord
 from webhooks.routing import InboundRoute, SyncRoute, resync_route
 from worker.clock import utc
-from worker.envelope import Envelope
+from worker.envelope import PRIORITY_DEFAULT, Envelope
 from worker.payloads import Inbound, Notification, Sync
 from worker.queue import JobQueue, Scheduled
+
+LIFECYCLE_PRIORITY = 8  # a reauthorization or removal is time-bound; it overtakes change notifications
+RESYNC_PRIORITY = 7
 
 # calendarView/delta needs a window; a notification-driven resync covers the recent past and the
 # coming months (the events a change notification is likely about).
@@ -36,18 +41,30 @@ def idempotency_key(n: Notification) -> str:
     return "notification:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-async def _put(
-    queue: JobQueue, job_type: str, payload: BaseModel, key: str | None, priority: int = 5
-) -> tuple[str, bool]:
+def lifecycle_key(batch_id: str, index: int) -> str:
+    """The key of the `notification` job for item `index` of a batch: one job however often the batch runs."""
+    return f"notification_batch:{batch_id}:{index}"
+
+
+def job(
+    queue_name: str, job_type: str, payload: BaseModel, key: str | None = None, priority: int = PRIORITY_DEFAULT
+) -> Scheduled:
+    """A job of `job_type` carrying `payload`, to run now."""
     env = Envelope(
         type=job_type,
         payload=payload.model_dump(mode="json", exclude_none=True),
-        queue=queue.name,
+        queue=queue_name,
         idempotency_key=key,
         priority=priority,
     )
-    job_id = (await queue.put([Scheduled(env)]))[0]
-    return job_id, job_id != env.id
+    return Scheduled(env)
+
+
+async def put(queue: JobQueue, jobs: Sequence[Scheduled]) -> list[tuple[str, bool]]:
+    """Store `jobs` in one round trip: (job id, duplicate) for each; a duplicate's id is the job
+    already stored under its key."""
+    ids = await queue.put(jobs)
+    return [(job_id, job_id != j.envelope.id) for j, job_id in zip(jobs, ids, strict=True)]
 
 
 def sync_payload(route: SyncRoute, tenant_id: str | None, now: float) -> Sync:
@@ -72,19 +89,22 @@ def _with_content(fields: dict[str, Any], content: dict[str, Any] | None) -> dic
     return fields
 
 
-async def enqueue_routed(
+def routed_job(
     queue: JobQueue, n: Notification, route: InboundRoute | SyncRoute, content: dict[str, Any] | None = None
-) -> tuple[str, str, bool]:
-    """(job type, job id, duplicate) for one change notification's job."""
+) -> Scheduled:
+    """The `inbound` or `sync` job for one change notification, keyed by `idempotency_key`."""
     key = idempotency_key(n)
     if isinstance(route, InboundRoute):
         fields = _with_content(
             {"resource": route.resource, "tenant_id": n.tenant_id, "subscription_id": n.subscription_id}, content
         )
-        job_id, dup = await _put(queue, "inbound", Inbound.model_validate(fields), key)
-        return "inbound", job_id, dup
-    job_id, dup = await _put(queue, "sync", sync_payload(route, n.tenant_id, queue.clock.now()), key)
-    return "sync", job_id, dup
+        return job(queue.name, "inbound", Inbound.model_validate(fields), key)
+    return job(queue.name, "sync", sync_payload(route, n.tenant_id, queue.clock.now()), key)
+
+
+def lifecycle_job(queue_name: str, n: Notification, key: str) -> Scheduled:
+    """A lifecycle event as its own `notification` job (its handling calls Graph)."""
+    return job(queue_name, "notification", n, key, LIFECYCLE_PRIORITY)
 
 
 async def enqueue_resync(queue: JobQueue, record: SubscriptionRecord) -> str | None:
@@ -94,5 +114,5 @@ async def enqueue_resync(queue: JobQueue, record: SubscriptionRecord) -> str | N
         return None
     sync = sync_payload(route, record.tenant_id, queue.clock.now())
     # No idempotency key: a later `missed` must sync again; the sync processor runs one at a time.
-    job_id, _ = await _put(queue, "sync", sync, None, priority=7)
+    ((job_id, _),) = await put(queue, [job(queue.name, "sync", sync, priority=RESYNC_PRIORITY)])
     return job_id

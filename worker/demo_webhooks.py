@@ -1,5 +1,5 @@
 """The demo's second act: a Graph subscription, change notifications through the webhook receiver,
-the notification and inbound processors, and a delta sync, all into the inbound stream."""
+the notification_batch and inbound processors, and a delta sync, all into the inbound stream."""
 
 from __future__ import annotations
 

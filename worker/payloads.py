@@ -165,6 +165,13 @@ class Notification(Payload):
     encrypted_content: dict[str, Any] | None = None
 
 
+class NotificationBatch(Payload):
+    """The valid items of one webhook delivery, stored as one job (a job per item costs the receiver
+    more than its throughput target allows); processors/notification_batch.py runs it."""
+
+    items: list[Notification] = Field(min_length=1)
+
+
 class Sync(Payload):
     """A delta sync of one resource (mail folder, calendar, contacts, drive, channel messages)."""
 
@@ -195,5 +202,6 @@ PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "inbound": Inbound,
     "attachment": Attachment,
     "notification": Notification,
+    "notification_batch": NotificationBatch,
     "sync": Sync,
 }

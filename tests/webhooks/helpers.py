@@ -62,5 +62,12 @@ async def queued(redis: aioredis.Redis, queue: str = "default") -> list[Envelope
     return out
 
 
+async def queued_notifications(redis: aioredis.Redis, queue: str = "default") -> list[dict[str, Any]]:
+    """The notification payloads the receiver stored: the items of every queued notification_batch job."""
+    jobs = await queued(redis, queue)
+    assert all(j.type == "notification_batch" for j in jobs), [j.type for j in jobs]
+    return [n for j in jobs for n in j.payload["items"]]
+
+
 async def commands_processed(redis: aioredis.Redis) -> int:
     return int((await redis.info("stats"))["total_commands_processed"])

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
 from tests.webhooks.conftest import Receiving, receiver_server, webhook_settings
-from tests.webhooks.helpers import TENANT, commands_processed, item, queued, register
+from tests.webhooks.helpers import TENANT, commands_processed, item, queued, queued_notifications, register
 from webhooks import counters as c
 from webhooks.app import ReceiverApp
 from worker import keys
@@ -133,19 +133,27 @@ async def test_mixed_delivery_keeps_only_the_valid_items(receiver: Receiving, re
     async with httpx.AsyncClient() as http:
         r = await http.post(receiver.notify_url, json=body)
     assert r.status_code == 202
-    jobs = sorted(await queued(redis), key=lambda j: j.payload["subscription_id"])
-    assert [(j.type, j.payload["subscription_id"], j.payload["resource"]) for j in jobs] == [
-        ("notification", "sub-a", "Users/u-1/Messages/m-1"),
-        ("notification", "sub-b", "Users/u-1/Messages/m-2"),
-    ]
-    assert jobs[0].payload == {
-        "subscription_id": "sub-a",
-        "tenant_id": TENANT,
-        "change_type": "created",
-        "resource": "Users/u-1/Messages/m-1",
-        "resource_data": {"id": "m-1", "@odata.type": "#Microsoft.Graph.Message"},
+    (job,) = await queued(redis)  # the delivery's valid items, in one job
+    assert (job.type, job.priority) == ("notification_batch", 5)
+    assert job.payload == {
+        "items": [
+            {
+                "subscription_id": "sub-a",
+                "tenant_id": TENANT,
+                "change_type": "created",
+                "resource": "Users/u-1/Messages/m-1",
+                "resource_data": {"id": "m-1", "@odata.type": "#Microsoft.Graph.Message"},
+            },
+            {
+                "subscription_id": "sub-b",
+                "tenant_id": TENANT,
+                "change_type": "created",
+                "resource": "Users/u-1/Messages/m-2",
+                "resource_data": {"id": "m-2"},
+            },
+        ]
     }
-    assert "clientState" not in json.dumps([j.payload for j in jobs])
+    assert "clientState" not in json.dumps(job.payload)
     totals = receiver.app.counters.totals
     assert totals[c.ACCEPTED] == 2
     assert totals[c.DROPPED_CLIENT_STATE] == 3
@@ -177,7 +185,8 @@ async def test_lifecycle_event_becomes_a_high_priority_job(receiver: Receiving, 
         r = await http.post(receiver.lifecycle_url, json={"value": [event, {**event, "lifecycleEvent": "bogus"}]})
     assert r.status_code == 202
     (job,) = await queued(redis)
-    assert job.payload["lifecycle_event"] == "reauthorizationRequired" and job.priority == 8
+    assert (job.type, job.priority) == ("notification_batch", 8)
+    assert [n["lifecycle_event"] for n in job.payload["items"]] == ["reauthorizationRequired"]
     assert receiver.app.counters.totals[c.DROPPED_MALFORMED_ITEM] == 1
 
 
@@ -200,8 +209,8 @@ async def test_rich_items_need_valid_validation_tokens(
         for tokens in deliveries.values():
             r = await http.post(receiver.notify_url, json={"value": [rich], "validationTokens": tokens})
             assert r.status_code == 202
-    (job,) = await queued(redis)
-    assert job.payload["encrypted_content"] == enc
+    (rich_stored,) = await queued_notifications(redis)
+    assert rich_stored["encrypted_content"] == enc
     assert receiver.app.counters.totals[c.DROPPED_VALIDATION_TOKEN] == 5
 
 

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
 from tests.webhooks.conftest import receiver_server, webhook_settings
-from tests.webhooks.helpers import item, queued, register
+from tests.webhooks.helpers import item, queued, queued_notifications, register
 from webhooks import counters as c
 from webhooks.app import ReceiverApp
 from worker.embedded_redis import start_redis
@@ -46,8 +46,8 @@ async def test_redis_stopped_mid_test_gives_503_then_recovers(graphsim: SimServe
         client = aioredis.Redis.from_url(private.url)
         await register(client, "sub-a", secret=secret)  # the new server starts empty (no AOF here)
         assert (await _post(url, {"value": [item("sub-a", secret, resource="Users/u-1/Messages/m-9")]}))[0] == 202
-        (job,) = await queued(client)
-        assert job.payload["resource"] == "Users/u-1/Messages/m-9"
+        (stored,) = await queued_notifications(client)
+        assert stored["resource"] == "Users/u-1/Messages/m-9"
     finally:
         server.stop()
         await client.aclose()

@@ -77,7 +77,8 @@ async def test_cli_create_handshake_notifications_jobs_processor(notif_pipeline:
     ]
     assert (await _fire(pipe.sim, f"{sub_id}/notify", {"items": items}))["status"] == 202
     assert (await _fire(pipe.sim, f"{sub_id}/notify", {"items": items[:1]}))["status"] == 202  # and again
-    await eventually(lambda: _completed(pipe, "notification", 4), what="4 notification jobs run")
+    # One job per delivery: the items of each are routed together.
+    await eventually(lambda: _completed(pipe, "notification_batch", 2), what="2 notification_batch jobs run")
 
     inbound_ids = set()
     for message in ("m-1", "m-2"):
@@ -158,7 +159,7 @@ async def test_rich_notifications_are_verified_and_decrypted_by_the_processor(
     assert (await _fire(pipe.sim, f"{record.id}/notify", good))["status"] == 202
     assert (await _fire(pipe.sim, f"{record.id}/notify", {**good, "tamper": "dataSignature"}))["status"] == 202
     assert (await _fire(pipe.sim, f"{record.id}/notify", {**good, "tokenExpired": True}))["status"] == 202
-    await eventually(lambda: _completed(pipe, "notification", 2), what="two rich notifications run")
+    await eventually(lambda: _completed(pipe, "notification_batch", 2), what="two rich notifications run")
 
     counts = await c.read(pipe.redis)
     assert counts[c.DROPPED_DATA_SIGNATURE] == 1

@@ -14,8 +14,8 @@ from worker.cli.common import echo_err, settings_or_exit
 def serve(host: str, port: int, workers: int | None) -> None:
     """Serve POST /webhooks/graph, POST /webhooks/graph/lifecycle and GET /api/queue/health.
 
-    Change notifications are checked (clientState, subscription, tenant, validation tokens) and
-    stored as `notification` jobs in one Redis round trip before the 202; a worker runs them.
+    Change notifications are checked (clientState, subscription, tenant, validation tokens); a
+    delivery's valid items are stored as one `notification_batch` job before the 202; a worker runs it.
     """
     import uvicorn
 
