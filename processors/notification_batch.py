@@ -1,5 +1,7 @@
-"""notification_batch: the job the webhook receiver stores for the valid items of one delivery.
+"""notification_batch: the job the webhook receiver stores for the checked items of one delivery.
 
+Each item, as Graph sent it, is validated here on its own (one that does not fit is dropped and
+counted as a malformed item, the others go on).
 Change notifications are handled here, all of the batch together (processors/notifications.py
 `change_job`: rich ones decrypted, then routed), and every job they lead to is written in one
 round trip. Lifecycle events call Graph, so each becomes a `notification` job of its own, keyed by
@@ -12,12 +14,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pydantic
 from pydantic import BaseModel
 
 from processors.notifications import Refusal, change_job, queue_for
 from webhooks import counters, jobs
 from worker.context import JobContext
-from worker.payloads import NotificationBatch
+from worker.payloads import Notification, NotificationBatch
 from worker.queue import Scheduled
 
 
@@ -28,6 +31,7 @@ class NotificationBatchResult(BaseModel):
     sync: int = 0
     duplicate: int = 0  # its job was already stored (a redelivery, or this batch run again)
     dropped: int = 0  # rich content that failed its signature or decryption
+    malformed: int = 0  # an item that does not fit the Notification model (dropped)
     unroutable: int = 0
     lifecycle: int = 0  # handed to a `notification` job (written now or by an earlier run)
 
@@ -37,7 +41,13 @@ async def handle_notification_batch(ctx: JobContext, payload: NotificationBatch)
     actions: Counter[str] = Counter()
     tally = counters.Counters()
     planned: list[Scheduled] = []
-    for index, n in enumerate(payload.items):
+    for index, item in enumerate(payload.items):
+        try:
+            n = Notification.from_graph(item)
+        except pydantic.ValidationError:
+            actions["malformed"] += 1
+            tally.add(counters.DROPPED_MALFORMED_ITEM)
+            continue
         if n.lifecycle_event is not None:
             planned.append(jobs.lifecycle_job(queue.name, n, jobs.lifecycle_key(ctx.envelope.id, index)))
             continue

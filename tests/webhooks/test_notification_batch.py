@@ -69,10 +69,22 @@ def puts(monkeypatch: pytest.MonkeyPatch) -> list[list[Scheduled]]:
     return calls
 
 
-def _batch(*items: Notification) -> Envelope:
-    """The envelope the receiver stores for a delivery of `items`."""
-    payload = NotificationBatch(items=list(items)).model_dump(mode="json", exclude_none=True)
-    return Envelope(type="notification_batch", payload=payload)
+GRAPH_NAMES = {
+    "subscription_id": "subscriptionId", "tenant_id": "tenantId", "change_type": "changeType", "resource": "resource",
+    "resource_data": "resourceData", "lifecycle_event": "lifecycleEvent",
+    "subscription_expiration": "subscriptionExpirationDateTime", "encrypted_content": "encryptedContent",
+}  # fmt: skip
+
+
+def as_graph(n: Notification) -> dict[str, object]:
+    """The item as Graph delivers it (clientState already removed by the receiver)."""
+    return {GRAPH_NAMES[k]: v for k, v in n.model_dump(mode="json", exclude_none=True).items()}
+
+
+def _batch(*items: Notification | dict[str, object]) -> Envelope:
+    """The envelope the receiver stores for a delivery of `items` (Graph's own field names)."""
+    graph_items = [as_graph(i) if isinstance(i, Notification) else i for i in items]
+    return Envelope(type="notification_batch", payload={"items": graph_items})
 
 
 async def _run(env: Envelope, redis: aioredis.Redis, settings: Settings, graph: GraphClient) -> NotificationBatchResult:
@@ -157,6 +169,16 @@ async def test_a_tampered_rich_item_is_dropped_and_the_others_go_on(
     assert sorted(stored) == sorted(["chats('19:r')/messages('1')", "Users/u-1/Messages/m-1"])
     assert await _job_for(redis, idempotency_key(bad)) is None
     assert (await c.read(redis))[c.DROPPED_DATA_SIGNATURE] == 1  # what the notification job counts
+
+
+async def test_an_item_that_does_not_fit_the_model_is_dropped_alone(
+    redis: aioredis.Redis, settings: Settings, graph: GraphClient
+) -> None:
+    odd = {"subscriptionId": "sub-a", "lifecycleEvent": "nonsense"}
+    result = await _run(_batch(MAIL, odd, CHAT), redis, settings, graph)
+    assert result == NotificationBatchResult(inbound=2, malformed=1)
+    assert len(await queued(redis, settings.worker_queue)) == 2
+    assert (await c.read(redis))[c.DROPPED_MALFORMED_ITEM] == 1
 
 
 async def test_a_lifecycle_event_becomes_one_notification_job_however_often_the_batch_runs(
