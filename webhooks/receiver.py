@@ -88,18 +88,25 @@ class Receiver:
 
     async def _check_and_store(self, delivery: Delivery) -> Outcome:
         dropped: Counter[str] = Counter()
-        items = [i for i in delivery.items if isinstance(i, dict) and isinstance(i.get("subscriptionId"), str)]
+        # One pass over the items for what the checks need first (this path runs per delivery).
+        items: list[dict[str, Any]] = []
+        ids: set[str] = set()
+        rich = False
+        for i in delivery.items:
+            if isinstance(i, dict) and isinstance(sub_id := i.get("subscriptionId"), str):
+                items.append(i)
+                ids.add(sub_id)
+                rich = rich or "encryptedContent" in i
         dropped[c.DROPPED_MALFORMED_ITEM] += len(delivery.items) - len(items)
-        rich_ok = True
-        if any("encryptedContent" in i for i in items):
-            rich_ok = self.tokens is not None and await asyncio.to_thread(
-                self.tokens.all_valid, delivery.validation_tokens
-            )
-        records = await self._records({i["subscriptionId"] for i in items})
+        rich_ok = not rich or (
+            self.tokens is not None and await asyncio.to_thread(self.tokens.all_valid, delivery.validation_tokens)
+        )
+        records = await self._records(ids)
         # The items of a delivery nearly always share one subscription, tenant and clientState:
         # check each distinct triple once (a clientState check is a SHA-256) instead of per item.
         verdicts: dict[tuple[str, object, object], str | None] = {}
         kept: list[dict[str, Any]] = []
+        lifecycle = False
         for item in items:
             checked = (item["subscriptionId"], item.get("tenantId"), item.get("clientState"))
             try:
@@ -113,12 +120,12 @@ class Receiver:
             if reason is None:
                 item.pop("clientState", None)  # checked; a secret is never stored
                 kept.append(item)
+                lifecycle = lifecycle or "lifecycleEvent" in item
             else:
                 dropped[reason] += 1
         if kept:
             # Stored as Graph sent them: the batch processor validates each item (a model per item
             # here cost more than the rest of the receiver's work on a 50-item delivery).
-            lifecycle = any("lifecycleEvent" in i for i in kept)
             env = Envelope(
                 type="notification_batch",
                 payload={"items": kept},
