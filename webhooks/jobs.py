@@ -71,7 +71,10 @@ def sync_payload(route: SyncRoute, tenant_id: str | None, now: float) -> Sync:
     """The sync job for a route; a calendar sync gets the window its calendarView delta needs."""
     window: dict[str, Any] = {}
     if route.kind == "calendar":
-        window = {"start": utc(now - CALENDAR_WINDOW_BACK_S), "end": utc(now + CALENDAR_WINDOW_AHEAD_S)}
+        # From the start of the UTC day, not from now: a calendar sync in a new window starts a full
+        # round (processors/sync_targets.py), so every notification of a day must name the same one.
+        day = now - now % 86_400
+        window = {"start": utc(day - CALENDAR_WINDOW_BACK_S), "end": utc(day + CALENDAR_WINDOW_AHEAD_S)}
     return Sync(
         resource=route.kind,
         owner=route.owner,
