@@ -5,12 +5,19 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 
+async def not_http(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer a lifespan scope (and ignore any other that is not HTTP); False for an HTTP one."""
+    if scope["type"] == "http":
+        return False
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+    return True
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] != "http":
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+    if await not_http(scope, receive, send):
         return
     more = True
     while more:

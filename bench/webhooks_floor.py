@@ -11,17 +11,14 @@ import os
 
 import redis.asyncio as aioredis
 from starlette.types import Receive, Scope, Send
+from webhooks_bare import not_http  # served with --app-dir bench, as the bare handler is
 
 _redis: aioredis.Redis | None = None
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     global _redis
-    if scope["type"] != "http":
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+    if await not_http(scope, receive, send):
         return
     chunks = []
     more = True

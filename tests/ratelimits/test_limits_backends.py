@@ -171,13 +171,15 @@ async def test_a_wait_for_one_chat_leaves_the_tenants_earlier_slots_to_other_cha
     make_limiter: MakeLimiter, clock: FakeClock
 ) -> None:
     limiter = make_limiter({"teams.chat_post": {"rate": 4}}, max_wait_s=100)
+    order = ("19:a", "19:a", "19:b", "19:c", "19:a", "19:d")
+    assert [await slot_at(limiter, c, 100) for c in order] == [0, 1.0, 0.25, 0.5, 2.0, 0.75]
 
-    async def slot(chat: str) -> float:
-        decision = await limiter.backend.acquire(limiter.plan("POST", CHAT.format(chat)), T0, 100, None, chat)
-        assert decision.kind == "go"
-        return round(decision.at - T0, 6)
 
-    assert [await slot(c) for c in ("19:a", "19:a", "19:b", "19:c", "19:a", "19:d")] == [0, 1.0, 0.25, 0.5, 2.0, 0.75]
+async def slot_at(limiter: GraphLimiter, chat: str, max_wait_s: float) -> float:
+    """Seconds after T0 of the slot a post to `chat` gets, all asked at T0 (waits within max_wait_s)."""
+    decision = await limiter.backend.acquire(limiter.plan("POST", CHAT.format(chat)), T0, max_wait_s, None, chat)
+    assert decision.kind == "go"
+    return round(decision.at - T0, 6)
 
 
 async def _runs(backend: Backend, key: str) -> int:
@@ -194,8 +196,7 @@ async def test_a_key_booked_solid_far_ahead_is_one_run_and_gaps_stay_usable(
     limiter = make_limiter({"teams.chat_post": {"rate": 4}}, max_wait_s=1000)
 
     async def slot(chat: str) -> float:
-        decision = await limiter.backend.acquire(limiter.plan("POST", CHAT.format(chat)), T0, 1000, None, chat)
-        return round(decision.at - T0, 6)
+        return await slot_at(limiter, chat, 1000)
 
     times = [await slot(f"19:c{i % 100}") for i in range(400)]
     assert times == [i * 0.25 for i in range(400)]
