@@ -12,13 +12,24 @@ from collections.abc import Sequence
 
 from worker.queue import JobQueue, Scheduled
 
-MAX_JOBS_PER_WRITE = 2000
+# A write carries at most this many notifications (a notification_batch job holds a delivery's
+# items: counting jobs would let one write grow to 2,000 deliveries of up to 4 MB each).
+MAX_NOTIFICATIONS_PER_WRITE = 2000
+
+
+def weight(jobs: Sequence[Scheduled]) -> int:
+    """How many notifications `jobs` carry (a job that is not a batch counts one)."""
+    total = 0
+    for job in jobs:
+        items = job.envelope.payload.get("items")
+        total += len(items) if isinstance(items, list) else 1
+    return total
 
 
 class GroupWriter:
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
-        self._pending: list[tuple[Sequence[Scheduled], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[Scheduled], int, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def put(self, jobs: Sequence[Scheduled]) -> None:
@@ -26,7 +37,7 @@ class GroupWriter:
         if not jobs:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((jobs, future))
+        self._pending.append((jobs, weight(jobs), future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all())
         await future
@@ -35,10 +46,10 @@ class GroupWriter:
         while self._pending:
             batch: list[tuple[Sequence[Scheduled], asyncio.Future[None]]] = []
             count = 0
-            while self._pending and (not batch or count + len(self._pending[0][0]) <= MAX_JOBS_PER_WRITE):
-                jobs, future = self._pending.pop(0)
+            while self._pending and (not batch or count + self._pending[0][1] <= MAX_NOTIFICATIONS_PER_WRITE):
+                jobs, n, future = self._pending.pop(0)
                 batch.append((jobs, future))
-                count += len(jobs)
+                count += n
             live = [(jobs, f) for jobs, f in batch if not f.done()]  # a caller past its deadline has left
             try:
                 await self.queue.put([job for jobs, _ in live for job in jobs])
