@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ratelimits import booking, routes
 from ratelimits.backend import Backend, KeyStats
@@ -40,9 +41,15 @@ MAX_REPACES = 3
 _UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+def _request_key(method: str, url: str) -> tuple[str, str]:
+    """What ties a reservation to the request at the wire: method and path. Not the whole URL: the
+    SDK's middleware rewrites the query (%24select -> $select) and httpx normalises its encoding."""
+    return method.upper(), urlsplit(url).path
+
+
 @dataclass
 class Reservation:
-    """A decided slot for one request (`request`: method and URL), not yet waited for."""
+    """A decided slot for one request (`request`: its method and path), not yet waited for."""
 
     plan: Plan
     lease_id: str
@@ -111,7 +118,7 @@ class GraphLimiter:
         lease_id = uuid.uuid4().hex
         booked = booking.take(plan.signature)
         at = await self._decide(plan, lease_id, booked.at if booked is not None else None)
-        return Reservation(plan, lease_id, at, (method.upper(), url))
+        return Reservation(plan, lease_id, at, _request_key(method, url))
 
     async def release(self, reservation: Reservation) -> None:
         """Give back a reservation the request never used (it failed before the wire)."""
@@ -133,7 +140,7 @@ class GraphLimiter:
         A `reservation` made for this same request is used instead of deciding again (a redirect
         hop, for one, is a request of its own and decides afresh).
         """
-        if reservation is None or reservation.used or reservation.request != (method.upper(), url):
+        if reservation is None or reservation.used or reservation.request != _request_key(method, url):
             reservation = await self.reserve(method, url, uses, body_bytes=body_bytes)
         if reservation is None:
             yield _Permit(self, Plan(names=()))

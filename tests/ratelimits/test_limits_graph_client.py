@@ -112,3 +112,21 @@ async def test_a_request_that_fails_before_the_wire_gives_its_lease_back(
         await client.close()
     assert await redis.zcard(keys.limit_leases("outlook:contoso:box@contoso.com")) == 0
     assert {s.key: s.blocked for s in await limiter.snapshot()}["outlook:contoso:box@contoso.com"] == 0
+
+
+async def test_a_request_whose_query_the_sdk_rewrites_is_charged_once(
+    graphsim: SimServer, redis: aioredis.Redis
+) -> None:
+    """kiota decodes %24 in query names and httpx re-encodes the query: the reservation made
+    before the SDK is still the one used at the wire, not a second slot."""
+    clock = FakeClock()
+    client, limiter = limited_client(graphsim, redis, clock)
+    url = f"{graphsim.base_url}/users/box@contoso.com/messages?%24select=id&%24filter=subject eq 'a b'"
+    try:
+        with pytest.raises(GraphHTTPError):  # graphsim has no GET on this collection: 405 is fine here
+            await client.call_url("GET", url)
+    finally:
+        await client.close()
+    (seen,) = graphsim.state.requests()
+    assert seen.query == {"$select": "id", "$filter": "subject eq 'a b'"}  # rewritten on the way
+    assert {s.key: s.sent for s in await limiter.snapshot()}["outlook:contoso:box@contoso.com"] == 1
