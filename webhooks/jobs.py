@@ -47,12 +47,16 @@ def lifecycle_key(batch_id: str, index: int) -> str:
 
 
 def job(
-    queue_name: str, job_type: str, payload: BaseModel, key: str | None = None, priority: int = PRIORITY_DEFAULT
+    queue_name: str,
+    job_type: str,
+    payload: BaseModel | dict[str, Any],
+    key: str | None = None,
+    priority: int = PRIORITY_DEFAULT,
 ) -> Scheduled:
-    """A job of `job_type` carrying `payload`, to run now."""
+    """A job of `job_type` carrying `payload` (a model, or a dict already in its JSON form), to run now."""
     env = Envelope(
         type=job_type,
-        payload=payload.model_dump(mode="json", exclude_none=True),
+        payload=payload if isinstance(payload, dict) else payload.model_dump(mode="json", exclude_none=True),
         queue=queue_name,
         idempotency_key=key,
         priority=priority,

@@ -3,9 +3,10 @@
 Graph gives the endpoint 3 s and throttles endpoints slower than 2.9 s, so the only work here
 is checking and persisting; everything else happens in the `notification_batch` job.
 https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks#throttling
-An item is dropped (and counted, never enqueued) when it is malformed, names an unknown
-subscription or a tenant that is not the subscription's, carries the wrong clientState, or is
-rich (encryptedContent) without valid validationTokens; the other items of the delivery are kept.
+An item is dropped (and counted, never enqueued) when it is not an object with a subscriptionId,
+names an unknown subscription or a tenant that is not the subscription's, carries the wrong
+clientState, or is rich (encryptedContent) without valid validationTokens; the other items of the
+delivery are kept. Whether the kept items' fields fit the model is the batch processor's check.
 A delivery's valid items are one job, not one each: a job per item cost the receiver its
 throughput target on 50-item deliveries. Writes of concurrent deliveries share a round trip
 (batching.py). Nothing is acknowledged that was not stored: if Redis fails or is slower than the
@@ -27,12 +28,12 @@ from webhooks import counters as c
 from webhooks.batching import GroupWriter
 from webhooks.client_state import client_state_ok
 from webhooks.counters import Counters
-from webhooks.jobs import LIFECYCLE_PRIORITY
+from webhooks.jobs import LIFECYCLE_PRIORITY, job
 from webhooks.registry import SubscriptionRecord, SubscriptionRegistry
 from webhooks.tokens import JwksUnavailable, TokenValidator
 from webhooks.validation import Delivery
-from worker.envelope import PRIORITY_DEFAULT, Envelope
-from worker.queue import JobQueue, Scheduled
+from worker.envelope import PRIORITY_DEFAULT
+from worker.queue import JobQueue
 
 log = logging.getLogger("graphworks.webhooks")
 
@@ -126,13 +127,8 @@ class Receiver:
         if kept:
             # Stored as Graph sent them: the batch processor validates each item (a model per item
             # here cost more than the rest of the receiver's work on a 50-item delivery).
-            env = Envelope(
-                type="notification_batch",
-                payload={"items": kept},
-                queue=self.queue.name,
-                priority=LIFECYCLE_PRIORITY if lifecycle else PRIORITY_DEFAULT,
-            )
-            await self.writer.put([Scheduled(env)])
+            priority = LIFECYCLE_PRIORITY if lifecycle else PRIORITY_DEFAULT
+            await self.writer.put([job(self.queue.name, "notification_batch", {"items": kept}, priority=priority)])
         return Outcome(len(kept), {k: v for k, v in dropped.items() if v})
 
     async def _records(self, ids: set[str]) -> dict[str, SubscriptionRecord]:
