@@ -71,7 +71,8 @@ def sync_state(tenant: str, resource: str, suffix: str) -> str:
 
 
 def limit_state(key: str) -> str:
-    """A limit meter's booked intervals: zset of `end:id` by start (epoch s); `key#bytes` for byte budgets."""
+    """A limit meter's booked time: zset of merged runs, member = start, score = end (epoch s);
+    `key#bytes` for byte budgets (ratelimits/algorithm.py)."""
     return f"{PREFIX}limit:tat:{key}"
 
 
