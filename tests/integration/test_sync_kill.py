@@ -78,6 +78,7 @@ async def test_killed_sync_resumes_from_its_last_page_and_delivers_each_change_o
     except AssertionError:
         first.kill()
         raise AssertionError(first.communicate(timeout=10)[1][-3000:]) from None
+    else:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
