@@ -1,7 +1,7 @@
 """Enqueue throughput: GraphworksClient.enqueue one at a time vs arq's enqueue_job one at a time
 vs GraphworksClient.enqueue_many (validated, then pipelined in chunks of 1000).
 
-One private redis-server (worker.embedded_redis.start_redis), one process. Rounds alternate
+One private redis-server (graphworks.embedded_redis.start_redis), one process. Rounds alternate
 (single, arq, bulk, single, arq, bulk, ...); the database is flushed before each and the queue
 depth checked after. The timed span of the bulk case includes building the JobRequest list, which
 is what a caller holding plain dicts pays. CPU per job is this process's process_time / N.
@@ -25,10 +25,10 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import default_queue_name
 from timing import Sample, timed
 
-from worker import codec
+from graphworks.embedded_redis import redis_server_binary, start_redis
+from graphworks_core.settings import Settings
+from worker import arq_adapter
 from worker.client import GraphworksClient, JobRequest
-from worker.embedded_redis import redis_server_binary, start_redis
-from worker.settings import Settings
 
 MAIL: dict[str, Any] = {"mailbox": "a@b.c", "to": ["x@y.z"], "subject": "s", "body": "b"}
 # DESIGN.md "Performance anchors" (2 cores, Redis on loopback)
@@ -60,8 +60,8 @@ async def main_async(n: int, rounds: int) -> None:
         redis = aioredis.Redis.from_url(server.url)
         pool = await create_pool(
             RedisSettings(host="127.0.0.1", port=server.port),
-            job_serializer=codec.serialize,
-            job_deserializer=codec.deserialize,
+            job_serializer=arq_adapter.serialize,
+            job_deserializer=arq_adapter.deserialize,
         )
         settings = Settings(redis_url=server.url, graph_static_token="t")
         gw = GraphworksClient(redis, settings)

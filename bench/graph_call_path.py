@@ -36,7 +36,7 @@ TOKEN = "bench-token"
 @contextmanager
 def graphsim_process() -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "graphsim", "--port", "0"], stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "graphworks", "graphsim", "--port", "0"], stderr=subprocess.PIPE, text=True
     )
     try:
         assert proc.stderr is not None
@@ -88,7 +88,7 @@ async def sdk_default_case(base_url: str) -> tuple[Callable[[], Awaitable[Any]],
 
 
 async def ours_case(base_url: str) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[None]]]:
-    from processors.teams_outbound import SentChatMessage
+    from processors.teams_message import SentChatMessage
     from worker.graph.auth import StaticTokenProvider
     from worker.graph.client import GraphClient
 
@@ -141,15 +141,15 @@ async def measure_paths(base_url: str, calls: int, rounds: int) -> dict[str, lis
 
 
 async def first_calls(base_url: str, preload: bool) -> None:
-    from processors.teams_outbound import send_teams_message
-    from processors.warmup import preload_graph_paths
-    from worker.clock import SystemClock
+    from graphworks_core.clock import SystemClock
+    from graphworks_core.envelope import Envelope
+    from graphworks_core.payloads import TeamsMessage
+    from graphworks_core.settings import load_settings
+    from processors.teams_message import send_teams_message
     from worker.context import JobContext
-    from worker.envelope import Envelope
     from worker.graph.auth import StaticTokenProvider
     from worker.graph.client import GraphClient
-    from worker.payloads import TeamsMessage
-    from worker.settings import load_settings
+    from worker.graph.warmup import preload_graph_paths
 
     settings = load_settings(graph_base_url=base_url, graph_static_token=TOKEN)
     graph = GraphClient(settings.graph_base, StaticTokenProvider(TOKEN))
@@ -172,11 +172,11 @@ async def first_calls(base_url: str, preload: bool) -> None:
 async def rss_after_jobs(base_url: str, jobs: int) -> None:
     import redis.asyncio as aioredis
 
+    from graphworks.embedded_redis import start_redis
+    from graphworks.wiring import build_runner, build_worker
+    from graphworks_core.settings import load_settings
     from ratelimits.base import NoLimit
-    from worker.arq_worker import GraphworksWorker, build_runner
     from worker.client import GraphworksClient, JobRequest
-    from worker.embedded_redis import start_redis
-    from worker.settings import load_settings
 
     server = start_redis()
     try:
@@ -206,10 +206,10 @@ async def rss_after_jobs(base_url: str, jobs: int) -> None:
             client = GraphworksClient(redis, settings)
             first = [JobRequest(type="attachment", payload=mix[2][1])]  # the download needs the file to exist
             await client.enqueue_many(first)
-            await GraphworksWorker(runner, burst=True, handle_signals=False).main()
+            await build_worker(runner, burst=True, handle_signals=False).main()
             await client.enqueue_many(JobRequest(type=t, payload=p) for t, p in (mix[i % 4] for i in range(jobs)))
             t0 = time.perf_counter()
-            await GraphworksWorker(runner, burst=True, handle_signals=False).main()
+            await build_worker(runner, burst=True, handle_signals=False).main()
             took = time.perf_counter() - t0
             snap = await runner.stats.snapshot()
             await runner.graph.close()

@@ -26,10 +26,10 @@ import redis.asyncio as aioredis
 
 from graphsim.limits import SimLimit
 from graphsim.server import SimServer, run_in_thread
+from graphworks.embedded_redis import start_redis
+from graphworks_core.settings import load_settings
+from graphworks_core.startup_heap import freeze_startup_heap
 from worker.client import GraphworksClient, JobRequest
-from worker.embedded_redis import start_redis
-from worker.settings import load_settings
-from worker.startup_heap import freeze_startup_heap
 from worker.stats import Stats
 
 TENANT_RPS = 20
@@ -59,7 +59,7 @@ async def run_case(limiter_on: bool, sim: SimServer, redis_url: str, args: argpa
                 for i in range(args.messages)
             )
         started = time.monotonic()
-        command = [sys.executable, "-m", "worker", "worker", "--burst"]
+        command = [sys.executable, "-m", "graphworks", "worker", "--burst"]
         workers = [
             subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
             for _ in range(args.workers)

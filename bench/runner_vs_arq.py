@@ -1,6 +1,6 @@
 """Worker throughput: bare tuned arq vs the graphworks runner, both draining no-op jobs.
 
-One private redis-server (worker.embedded_redis.start_redis), one process. Each round pre-fills
+One private redis-server (graphworks.embedded_redis.start_redis), one process. Each round pre-fills
 the queue with N jobs (untimed), then times only the worker draining it in burst mode; rounds
 alternate bare/runner (ABAB...) so machine noise hits both alike. Reports median jobs/s, worker
 CPU per job (process_time delta / N, the redis-server's CPU excluded) and the ratio runner/bare.
@@ -29,15 +29,15 @@ from arq.constants import default_queue_name
 from arq.worker import func
 from timing import Sample, timed
 
-from processors.registry import JobType
-from worker import codec
-from worker.arq_worker import GraphworksWorker, build_runner
+from graphworks.embedded_redis import redis_server_binary, start_redis
+from graphworks.wiring import build_runner, build_worker
+from graphworks_core.envelope import Envelope
+from graphworks_core.payloads import Payload
+from graphworks_core.settings import Settings
+from worker import arq_adapter
 from worker.context import JobContext
-from worker.embedded_redis import redis_server_binary, start_redis
-from worker.envelope import Envelope
-from worker.payloads import Payload
+from worker.job_type import JobType
 from worker.queue import Scheduled
-from worker.settings import Settings
 from worker.stats import Stats
 
 MAX_JOBS = 100
@@ -81,8 +81,8 @@ async def bare_round(pool: ArqRedis, n: int, profile: cProfile.Profile | None = 
         max_jobs=MAX_JOBS,
         poll_delay=POLL_DELAY_S,
         keep_result=0,
-        job_serializer=codec.serialize,
-        job_deserializer=codec.deserialize,
+        job_serializer=arq_adapter.serialize,
+        job_deserializer=arq_adapter.deserialize,
         handle_signals=False,
     )
     sample = await timed(n, worker.main, profile)
@@ -109,7 +109,7 @@ async def runner_round(
         queued, scheduled = await runner.queue.depth()
         if (queued, scheduled) != (n, 0):
             raise RuntimeError(f"runner: {queued} queued and {scheduled} scheduled, expected {n} queued")
-        worker = GraphworksWorker(runner, burst=True, handle_signals=False)
+        worker = build_worker(runner, burst=True, handle_signals=False)
         sample = await timed(n, worker.main, profile)
         snap = await Stats(redis).snapshot(settings.worker_queue)
         if snap.completed != n or snap.retried or snap.dead_lettered or snap.queued or snap.scheduled:
@@ -135,8 +135,8 @@ async def main_async(n: int, rounds: int, warmup: int, profile_which: str | None
         redis = aioredis.Redis.from_url(server.url)
         pool = await create_pool(
             RedisSettings(host="127.0.0.1", port=server.port),
-            job_serializer=codec.serialize,
-            job_deserializer=codec.deserialize,
+            job_serializer=arq_adapter.serialize,
+            job_deserializer=arq_adapter.deserialize,
         )
         settings = Settings(
             redis_url=server.url,

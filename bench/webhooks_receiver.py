@@ -12,7 +12,7 @@ and checks that every notification the receiver acknowledged is in Redis, inside
 
     .venv/bin/python bench/webhooks_receiver.py [--rounds 2] [--rate 1000] [--seconds 3]
 
-Targets (issue 5): p99 under 100 ms at 1,000 deliveries/s; at least 0.5 of the bare handler's throughput.
+Targets (the webhooks issue): p99 under 100 ms at 1,000 deliveries/s; at least 0.5 of the bare handler's throughput.
 """
 
 from __future__ import annotations
@@ -32,16 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from arq.constants import job_key_prefix
+
+from worker.arq_adapter import JOB_KEY_PREFIX as job_key_prefix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from graphworks.embedded_redis import free_port, start_redis
+from graphworks_core import keys
+from graphworks_core.envelope import decode
 from tests.webhooks.helpers import TENANT, item
-from webhooks.client_state import client_state_digest, new_client_state
-from webhooks.registry import SubscriptionRecord, SubscriptionRegistry
-from worker import codec, keys
-from worker.embedded_redis import free_port, start_redis
-from worker.envelope import decode
+from worker import arq_adapter
+from worker.subscriptions.client_state import client_state_digest, new_client_state
+from worker.subscriptions.registry import SubscriptionRecord, SubscriptionRegistry
 
 HERE = Path(__file__).resolve().parent
 CONNS = 32
@@ -97,7 +99,7 @@ async def _stored(redis: aioredis.Redis) -> tuple[int, int]:
     notifications = 0
     for start in range(0, len(ids), 1000):
         for raw in await redis.mget([job_key_prefix + i for i in ids[start : start + 1000]]):
-            env = decode(codec.deserialize(raw)["a"][0])
+            env = decode(arq_adapter.deserialize(raw)["a"][0])
             notifications += len(env.payload["items"]) if env.type == "notification_batch" else 1
     return len(ids), notifications
 

@@ -51,10 +51,6 @@ class IdentityStore:
             self._grants.append(grant)
             return grant
 
-    def revoke_all(self) -> None:
-        with self._lock:
-            self._valid.clear()
-
     def grants(self) -> list[IssuedGrant]:
         with self._lock:
             return list(self._grants)

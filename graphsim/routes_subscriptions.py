@@ -19,8 +19,8 @@ from starlette.routing import BaseRoute, Route
 
 from graphsim.common import json_object, sim_state
 from graphsim.errors import GraphError
+from graphsim.lifetimes import is_teams, max_minutes
 from graphsim.subscriptions import SubscriptionStore, encrypt_content
-from webhooks.lifetimes import is_teams, max_expiration_minutes
 
 HANDSHAKE_TIMEOUT_S = 10.0  # Graph waits 10 s for the validation answer
 DELIVERY_TIMEOUT_S = 3.0  # and 3 s for a notification
@@ -99,7 +99,7 @@ def _check_create(body: dict[str, Any], store: SubscriptionStore) -> float:
 
 
 def _check_expiry(resource: str, expires: float, store: SubscriptionStore, *, rich: bool, lifecycle: bool) -> None:
-    limit = max_expiration_minutes(resource, include_resource_data=rich, has_lifecycle_url=lifecycle)
+    limit = max_minutes(resource, rich=rich, lifecycle=lifecycle)
     if expires <= store.now():
         raise GraphError(400, "InvalidRequest", "Subscription expiration must be in the future.")
     if expires > store.now() + limit * 60 + 1:

@@ -1,6 +1,6 @@
 """Running graphsim over real HTTP: in a background thread (tests, demo) or blocking (CLI).
 
-uvicorn serves on a socket bound first (worker.threaded_server), so port 0 gives a free port with no race.
+uvicorn serves on a socket bound first (graphsim.threaded_server), so port 0 gives a free port with no race.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uvicorn
 
 from graphsim.app import create_app
 from graphsim.state import SimState
-from worker.threaded_server import ThreadedServer, bind, url_host
+from graphsim.threaded_server import ThreadedServer, bind, url_host
 
 
 def _options() -> dict[str, Any]:

@@ -72,11 +72,11 @@ class SimState:
         self._channel: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._sent: list[SentMail] = []
         self._last_message_ms = 0
-        self.delta = DeltaStore()  # delta-query collections, change logs and tokens (issue 3)
-        self.files = FileStore()  # drive items, mail drafts, upload sessions (issue 3)
-        self.identity = IdentityStore()  # the fake token endpoint's grants (issue 3)
-        self.subscriptions = SubscriptionStore()  # /subscriptions and notification firing (issue 5)
-        self.limits = LimitEnforcer()  # throttling with 429 + Retry-After, off until set (issue 4)
+        self.delta = DeltaStore()  # delta-query collections, change logs and tokens
+        self.files = FileStore()  # drive items, mail drafts, upload sessions
+        self.identity = IdentityStore()  # the fake token endpoint's grants
+        self.subscriptions = SubscriptionStore()  # /subscriptions and notification firing
+        self.limits = LimitEnforcer()  # throttling with 429 + Retry-After, off until set
 
     # -- lifecycle ---------------------------------------------------------------------------
 

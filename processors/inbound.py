@@ -19,14 +19,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from processors.inbound_message import InboundMessage, from_chat_message, from_mail
-from worker import keys
-from worker.clock import utc
+from graphworks_core import keys
+from graphworks_core.clock import utc
+from graphworks_core.errors import GraphHTTPError, JobRejected
+from graphworks_core.payloads import Inbound
+from graphworks_core.resource_path import MessageRef, parse_message_resource
+from processors.parts.inbound_message import InboundMessage, from_chat_message, from_mail
 from worker.context import JobContext
-from worker.errors import GraphHTTPError, JobRejected
 from worker.graph.client import RequestBuilder
-from worker.graph.resource_path import MessageRef, parse_message_resource
-from worker.payloads import Inbound
 from worker.sinks import SinkRecord, sink_for
 from worker.sinks.delivery import deliver_once
 

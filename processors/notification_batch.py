@@ -17,11 +17,11 @@ from collections import Counter
 import pydantic
 from pydantic import BaseModel
 
-from processors.notifications import Refusal, change_job, queue_for
-from webhooks import counters, jobs
+from graphworks_core.payloads import Notification, NotificationBatch
+from processors.notification import Refusal, change_job, queue_for
 from worker.context import JobContext
-from worker.payloads import Notification, NotificationBatch
 from worker.queue import Scheduled
+from worker.subscriptions import counters, jobs
 
 
 class NotificationBatchResult(BaseModel):

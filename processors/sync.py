@@ -17,13 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from processors.sync_state import LinkRecord, LockLost, SyncState
-from processors.sync_targets import SyncTarget, target_for
-from worker import keys
+from graphworks_core import keys
+from graphworks_core.envelope import Envelope
+from graphworks_core.errors import GraphHTTPError, JobRejected
+from graphworks_core.payloads import Sync
+from processors.parts.sync_state import LinkRecord, LockLost, SyncState
+from processors.parts.sync_targets import SyncTarget, target_for
 from worker.context import JobContext
-from worker.envelope import Envelope
-from worker.errors import GraphHTTPError, JobRejected
-from worker.payloads import Sync
 from worker.queue import JobQueue, Scheduled
 from worker.sinks import sink_for
 

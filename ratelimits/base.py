@@ -15,37 +15,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from graphworks_core.envelope import Booking
+from ratelimits.plan import Reservation
+from ratelimits.use import Use
 
-if TYPE_CHECKING:
-    from ratelimits.limiter import Reservation
-
-
-@dataclass(frozen=True)
-class Use:
-    """One limit a request counts against, declared by a caller when the URL does not say enough.
-
-    `api` names an entry of the limits table (`outlook`, `teams.chat`, `files`, ...); `scope` is
-    what the API is limited per (a mailbox, a chat id, `team:channel`; empty for tenant-wide
-    APIs); `upload_bytes` is charged to the API's byte budget (an upload session's chunk).
-    """
-
-    api: str
-    scope: str = ""
-    upload_bytes: int = 0
-
-
-class Booking(BaseModel):
-    """A slot a deferred job booked for one request: when it comes back, it goes at `at`
-    without being charged again. `keys` are the rate keys the slot was booked on."""
-
-    model_config = ConfigDict(frozen=True)
-
-    keys: tuple[str, ...]
-    at: float
+__all__ = ["Booking", "LimitDeferred", "Limiter", "NoLimit", "Permit", "Reservation", "Use"]
 
 
 class LimitDeferred(Exception):  # control flow, not a JobFailure

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from ratelimits.base import Booking
+from graphworks_core.envelope import Booking
 
 _current: ContextVar[list[Booking]] = ContextVar("graphworks_limit_booking")
 

@@ -1,17 +1,17 @@
-"""Build the limiter a worker uses from its settings: Redis backend, the `[limits]` table, the tenant."""
+"""Build the limiter a worker uses: Redis backend, the `[limits]` table, the tenant from the settings."""
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from graphworks_core.clock import Clock
+from graphworks_core.errors import ConfigError
+from graphworks_core.settings import Settings
 from ratelimits.base import Limiter, NoLimit
 from ratelimits.config import LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.redis_backend import RedisBackend
 from ratelimits.waiting import Sleeper
-from worker.clock import Clock
-from worker.errors import ConfigError
-from worker.settings import Settings
 
 
 def fitted(config: LimitsConfig, settings: Settings) -> LimitsConfig:
@@ -35,9 +35,10 @@ def tenant_of(settings: Settings) -> str:
     return settings.graph_tenant_id or "default"
 
 
-def build_limiter(settings: Settings, redis: aioredis.Redis, clock: Clock, sleeper: Sleeper | None = None) -> Limiter:
-    """The shared Redis limiter, or NoLimit when `[limits] enabled = false`."""
-    config = settings.file.limits
+def build_limiter(
+    settings: Settings, config: LimitsConfig, redis: aioredis.Redis, clock: Clock, sleeper: Sleeper | None = None
+) -> Limiter:
+    """The shared Redis limiter for the `[limits]` table, or NoLimit when `enabled = false`."""
     if not config.enabled:
         return NoLimit()
     return GraphLimiter(

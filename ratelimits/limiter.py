@@ -16,13 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from graphworks_core.clock import Clock
 from ratelimits import booking, routes
 from ratelimits.backend import Backend, KeyStats
 from ratelimits.base import Booking, LimitDeferred, Permit, Use
 from ratelimits.config import LimitsConfig
-from ratelimits.plan import Plan, build_plan
+from ratelimits.plan import Plan, Reservation, build_plan
 from ratelimits.waiting import Sleeper, SystemSleeper
-from worker.clock import Clock
 
 log = logging.getLogger("graphworks.limits")
 
@@ -45,17 +45,6 @@ def _request_key(method: str, url: str) -> tuple[str, str]:
     """What ties a reservation to the request at the wire: method and path. Not the whole URL: the
     SDK's middleware rewrites the query (%24select -> $select) and httpx normalises its encoding."""
     return method.upper(), urlsplit(url).path
-
-
-@dataclass
-class Reservation:
-    """A decided slot for one request (`request`: its method and path), not yet waited for."""
-
-    plan: Plan
-    lease_id: str
-    at: float
-    request: tuple[str, str]
-    used: bool = False
 
 
 @dataclass

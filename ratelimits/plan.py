@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ratelimits.base import Use
 from ratelimits.config import ApiLimit
+from ratelimits.use import Use
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,14 @@ def build_plan(
         if api.concurrency is not None:
             leases.append(Lease(name, api.concurrency, lease_ttl_s))
     return Plan(tuple(names), tuple(meters), tuple(leases), tuple(cools))
+
+
+@dataclass
+class Reservation:
+    """A decided slot for one request (`request`: its method and path), not yet waited for."""
+
+    plan: Plan
+    lease_id: str
+    at: float
+    request: tuple[str, str]
+    used: bool = False

@@ -11,10 +11,10 @@ from importlib import resources
 
 import redis.asyncio as aioredis
 
+from graphworks_core import keys
 from ratelimits.algorithm import LEASE_POLL_S, MAX_ROUNDS, RATE_BUCKET_S, Decision, Kind
 from ratelimits.backend import COUNTERS, KeyStats, rate_from
 from ratelimits.plan import Plan
-from worker import keys
 
 STATS_TTL_S = 7 * 86_400
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import unquote, urlsplit
 
-from ratelimits.base import Use
+from ratelimits.use import Use
 
 _CHAT_POST = (("teams.chat_post", ""), ("teams.chat", "{chat}"))
 _CHANNEL_POST = (("teams.channel_post", ""), ("teams.channel", "{team}:{channel}"))

@@ -18,9 +18,8 @@ from contextvars import ContextVar
 
 import httpx
 
-from ratelimits.base import Limiter, Permit, Use
-from ratelimits.limiter import Reservation
-from worker.graph.responses import parse_retry_after
+from graphworks_core.retry_after import parse_retry_after
+from ratelimits.base import Limiter, Permit, Reservation, Use
 
 _explicit: ContextVar[Sequence[Use] | None] = ContextVar("graphworks_limit_uses", default=None)
 _reserved: ContextVar[Reservation | None] = ContextVar("graphworks_limit_reservation", default=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from worker.clock import Clock, FakeClock
+from graphworks_core.clock import Clock, FakeClock
 
 
 class Sleeper(Protocol):

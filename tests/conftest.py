@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from worker.embedded_redis import start_redis
+from graphworks.embedded_redis import start_redis
 
 
 @pytest.fixture(scope="session")

@@ -14,22 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import redis.asyncio as aioredis
 from starlette.types import Receive, Scope, Send
 
-from webhooks import counters as c
-from webhooks.counters import Counters
+from graphworks_core.clock import Clock, SystemClock
+from graphworks_core.settings import Settings, load_settings
+from graphworks_core.startup_heap import freeze_startup_heap
 from webhooks.receiver import Receiver, Unavailable
 from webhooks.redis_conn import receiver_redis
-from webhooks.registry import SubscriptionRegistry
 from webhooks.tokens import TokenValidator
 from webhooks.validation import BadDelivery, check_content_type, parse_delivery, validation_token
-from worker.clock import Clock, SystemClock
 from worker.queue import JobQueue
-from worker.settings import Settings, load_settings
-from worker.startup_heap import freeze_startup_heap
+from worker.subscriptions import counters as c
+from worker.subscriptions.counters import Counters
+from worker.subscriptions.registry import SubscriptionRegistry
 
 log = logging.getLogger("graphworks.webhooks")
 
@@ -184,13 +183,3 @@ class ReceiverApp:
 def create_app() -> ReceiverApp:
     """uvicorn's factory (`webhooks.app:create_app`): settings from the environment."""
     return ReceiverApp(load_settings())
-
-
-def describe(settings: Settings) -> dict[str, Any]:
-    """What `graphworks serve` prints at start (no secrets)."""
-    return {
-        "routes": [NOTIFY_PATH, LIFECYCLE_PATH, HEALTH_PATH],
-        "max_body_bytes": settings.webhook_max_body_bytes,
-        "persist_deadline_s": settings.webhook_persist_deadline_s,
-        "rich_notifications": bool(settings.graph_client_id),
-    }

@@ -24,16 +24,16 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from webhooks import counters as c
+from graphworks_core.envelope import PRIORITY_DEFAULT
 from webhooks.batching import GroupWriter
-from webhooks.client_state import client_state_ok
-from webhooks.counters import Counters
-from webhooks.jobs import LIFECYCLE_PRIORITY, job
-from webhooks.registry import SubscriptionRecord, SubscriptionRegistry
 from webhooks.tokens import JwksUnavailable, TokenValidator
 from webhooks.validation import Delivery
-from worker.envelope import PRIORITY_DEFAULT
 from worker.queue import JobQueue
+from worker.subscriptions import counters as c
+from worker.subscriptions.client_state import client_state_ok
+from worker.subscriptions.counters import Counters
+from worker.subscriptions.jobs import LIFECYCLE_PRIORITY, job
+from worker.subscriptions.registry import SubscriptionRecord, SubscriptionRegistry
 
 log = logging.getLogger("graphworks.webhooks")
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 import pydantic_core
 
-from webhooks import counters
+from worker.subscriptions import counters
 
 
 class BadDelivery(Exception):

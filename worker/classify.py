@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pydantic
+from pydantic import ConfigDict
 
-from worker.errors import CallTimeout, ErrorClass, GraphHTTPError, JobRejected, NetworkError
-from worker.redact import redact_text
+from graphworks_core.envelope import ErrorFields
+from graphworks_core.errors import CallTimeout, ErrorClass, GraphHTTPError, JobRejected, NetworkError
+from graphworks_core.redact import redact_text
 
 VALIDATION_STATUSES = frozenset({400, 404, 405, 409, 411, 413, 415, 422})
 UNAVAILABLE_STATUSES = frozenset({500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
 
 
-@dataclass(frozen=True)
-class Failure:
-    """What the runner and the dead-letter store keep of one failed attempt."""
+class Failure(ErrorFields):
+    """A classified failure: what the policy decides on, and what the history and the dead-letter
+    entry keep of it (`ErrorFields`), plus Graph's Retry-After."""
 
-    error_class: ErrorClass
+    model_config = ConfigDict(frozen=True)
+
     message: str
-    status: int | None = None
-    graph_code: str | None = None
-    request_id: str | None = None
-    client_request_id: str | None = None
     retry_after_s: float | None = None
+
+    def __init__(self, error_class: ErrorClass, message: str, **fields: Any) -> None:
+        super().__init__(error_class=error_class, message=message, **fields)
 
 
 def class_of_status(status: int) -> ErrorClass:

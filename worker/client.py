@@ -17,13 +17,23 @@ import pydantic
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
-from processors.registry import JOB_TYPES
-from worker.clock import Clock, SystemClock
-from worker.envelope import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
-from worker.errors import ConfigError, EnqueueError, PayloadInvalid
-from worker.payloads import PAYLOAD_MODELS, Attachment, Inbound, Mail, Notification, Payload, Sync, TeamsMessage
+from graphworks_core.clock import Clock, SystemClock
+from graphworks_core.envelope import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
+from graphworks_core.errors import ConfigError, EnqueueError, PayloadInvalid
+from graphworks_core.payloads import (
+    PAYLOAD_MODELS,
+    Attachment,
+    Inbound,
+    Mail,
+    Notification,
+    Payload,
+    Sync,
+    TeamsMessage,
+)
+from graphworks_core.settings import Settings, load_settings
 from worker.queue import JobQueue, Scheduled
-from worker.settings import Settings, load_settings
+
+__all__ = ["EnqueueError", "GraphworksClient", "JobRequest", "PayloadInvalid", "validate_payload"]
 
 
 class JobRequest(BaseModel):
@@ -46,8 +56,6 @@ def validate_payload(job_type: str, payload: Mapping[str, Any] | BaseModel) -> P
     """The payload as its model, or PayloadInvalid naming each bad field."""
     if job_type not in PAYLOAD_MODELS:
         raise EnqueueError(f"unknown job type {job_type!r}; known: {', '.join(sorted(PAYLOAD_MODELS))}")
-    if job_type not in JOB_TYPES:
-        raise EnqueueError(f"job type {job_type!r} has no processor in this version; nothing was enqueued")
     model = PAYLOAD_MODELS[job_type]
     data = payload.model_dump() if isinstance(payload, BaseModel) else dict(payload)
     try:

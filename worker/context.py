@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from worker.clock import Clock
-from worker.envelope import Envelope
+from graphworks_core.clock import Clock
+from graphworks_core.envelope import Envelope
+from graphworks_core.settings import Settings
 from worker.graph.client import GraphClient
-from worker.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from worker.classify import Failure
-from worker.errors import ErrorClass
+from graphworks_core.errors import ErrorClass
+
+if TYPE_CHECKING:  # classify loads httpx; the policy only reads a Failure's fields
+    from worker.classify import Failure
 
 
 @dataclass(frozen=True)

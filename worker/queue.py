@@ -20,15 +20,15 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from arq.constants import job_key_prefix
 from redis.exceptions import NoScriptError
 
-from worker import codec, keys
-from worker.clock import Clock
-from worker.envelope import Envelope, encode
+from graphworks_core import keys
+from graphworks_core.clock import Clock
+from graphworks_core.envelope import Envelope, encode
+from worker.arq_adapter import JOB_KEY_PREFIX, job_record
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from graphworks_core.settings import Settings
 
 
 def _script(name: str) -> str:
@@ -124,11 +124,11 @@ class JobQueue:
         priority = job.queue_priority or env.priority
         score = due_ms if later else wall_ms - priority * self.step_ms
         idem = job.use_idempotency and env.idempotency_key is not None
-        job_key = job_key_prefix + job_id
+        job_key = JOB_KEY_PREFIX + job_id
         await self._enqueue(
             keys=[keys.idempotency(env.idempotency_key) if idem and env.idempotency_key else job_key,
                   job_key, self.queue_key, self.scheduled_key],
-            args=[env.id, job_id, codec.job_record(encode(env), now_ms),
+            args=[env.id, job_id, job_record(encode(env), now_ms),
                   max(due_ms - now_ms, 0) + self.expiry_extra_ms, score, "1" if later else "0",
                   self.idempotency_ttl_s if idem else 0, priority],
             client=pipe,
@@ -150,8 +150,3 @@ class JobQueue:
             pipe.zcard(self.scheduled_key)
             queued, scheduled = await pipe.execute()
         return int(queued), int(scheduled)
-
-    async def next_due(self) -> float | None:
-        """When the earliest scheduled job is due (epoch seconds), if any."""
-        first = await self.redis.zrange(self.scheduled_key, 0, 0, withscores=True)
-        return float(first[0][1]) / 1000 if first else None

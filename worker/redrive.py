@@ -8,31 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter
+from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter, NotRedrivable
 from worker.deadletter.store import DeadLetterStore
-from worker.envelope import Envelope
 from worker.queue import JobQueue, Scheduled
-
-
-class NotRedrivable(ValueError):
-    """The entry cannot run again as it is (its payload could never be decoded)."""
-
-
-def envelope_from_entry(entry: DeadLetterEntry) -> Envelope:
-    if not isinstance(entry.payload, dict):
-        raise NotRedrivable(f"entry {entry.id} is {entry.error_class}: its raw payload cannot be run; export it")
-    return Envelope(
-        id=entry.job_id,
-        type=entry.type,
-        payload=entry.payload,
-        priority=entry.priority,
-        queue=entry.queue,
-        idempotency_key=entry.idempotency_key,
-        created_at=entry.created_at or entry.first_failure_at,
-        attempt=0,
-        history=list(entry.attempts),
-        redrive_count=entry.redrive_count + 1,
-    )
 
 
 @dataclass
@@ -63,7 +41,7 @@ async def redrive_matching(
 
 async def _redrive(store: DeadLetterStore, queue: JobQueue, entry: DeadLetterEntry, result: RedriveResult) -> None:
     try:
-        env = envelope_from_entry(entry)
+        env = entry.to_envelope()
     except NotRedrivable as exc:
         result.skipped[entry.id] = str(exc)
         return

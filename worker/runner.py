@@ -19,20 +19,20 @@ from typing import Any, Literal
 
 import pydantic
 
-from processors.registry import JobType
+from graphworks_core.clock import Clock, utc
+from graphworks_core.envelope import AttemptRecord, Envelope, UndecodableJob, decode, new_job_id
+from graphworks_core.errors import ErrorClass
+from graphworks_core.settings import Settings
 from ratelimits import booking
 from ratelimits.base import LimitDeferred
 from worker.classify import Failure, classify
-from worker.clock import Clock, utc
 from worker.context import JobContext
-from worker.deadletter.models import DeadLetterAttempt, DeadLetterEntry
+from worker.deadletter.models import DeadLetterEntry
 from worker.deadletter.store import DeadLetterStore
-from worker.envelope import AttemptRecord, Envelope, UndecodableJob, decode, new_job_id
-from worker.errors import ErrorClass
 from worker.graph.client import GraphClient
+from worker.job_type import JobType
 from worker.policy import DeadLetter, PolicySet, RetryDecision, decide
 from worker.queue import JobQueue, Scheduled
-from worker.settings import Settings
 from worker.stats import Stats
 
 log = logging.getLogger("graphworks.runner")
@@ -117,7 +117,7 @@ class Runner:
             decision = DeadLetter(f"{self.policies.max_total_attempts} attempts made, the most any job gets")
         if isinstance(decision, DeadLetter):
             return await self._dead_letter(env, failure, decision.reason)
-        record = self._record(failure, decision.delay_s)
+        record = AttemptRecord.of(failure, utc(self.clock.now()), decision.delay_s)
         retry = env.model_copy(
             update={
                 "attempt": env.attempt + 1,
@@ -135,41 +135,8 @@ class Runner:
         )  # fmt: skip
         return "retry"
 
-    def _record(self, failure: Failure, delay_s: float | None) -> AttemptRecord:
-        return AttemptRecord(
-            at=utc(self.clock.now()),
-            error_class=failure.error_class,
-            status=failure.status,
-            delay_s=delay_s,
-            graph_code=failure.graph_code,
-            message=failure.message[:2000],
-            request_id=failure.request_id,
-        )
-
     async def _dead_letter(self, env: Envelope, failure: Failure, reason: str) -> Outcome:
-        history = [*env.history, self._record(failure, None)]
-        entry = DeadLetterEntry(
-            id=env.id,
-            job_id=env.id,
-            type=env.type,
-            queue=env.queue,
-            payload=env.payload,
-            priority=env.priority,
-            idempotency_key=env.idempotency_key,
-            error_class=failure.error_class,
-            reason=reason,
-            status=failure.status,
-            graph_code=failure.graph_code,
-            message=failure.message[:2000],
-            request_id=failure.request_id,
-            client_request_id=failure.client_request_id,
-            attempts=history,
-            created_at=env.created_at,
-            first_failure_at=history[0].at,
-            last_failure_at=history[-1].at,
-            dead_lettered_at=utc(self.clock.now()),
-            redrive_count=env.redrive_count,
-        )
+        entry = DeadLetterEntry.from_envelope(env, failure, reason=reason, at=utc(self.clock.now()))
         await self.dlq.put(entry)
         if await self.stats.dead_lettered(env, failure.error_class):
             log.error(
@@ -182,22 +149,10 @@ class Runner:
 
     async def _undecodable(self, exc: UndecodableJob, arq_job_id: str) -> Outcome:
         job_id = arq_job_id.split(".")[0] if arq_job_id else new_job_id()
-        env = Envelope(id=job_id, type="unknown", payload={})
+        env = Envelope(id=job_id, type="unknown", payload={}, queue=self.queue.name)
         failure = Failure(ErrorClass.UNDECODABLE, exc.reason)
-        now = utc(self.clock.now())
-        entry = DeadLetterEntry(
-            id=job_id,
-            job_id=job_id,
-            type="unknown",
-            queue=self.queue.name,
-            payload=exc.raw[:MAX_RAW_KEPT],
-            error_class=ErrorClass.UNDECODABLE,
-            reason=exc.reason,
-            message=exc.reason,
-            attempts=[DeadLetterAttempt(at=now, error_class=ErrorClass.UNDECODABLE)],
-            first_failure_at=now,
-            last_failure_at=now,
-            dead_lettered_at=now,
+        entry = DeadLetterEntry.from_envelope(
+            env, failure, reason=exc.reason, at=utc(self.clock.now()), payload=exc.raw[:MAX_RAW_KEPT]
         )
         await self.dlq.put(entry)
         if await self.stats.dead_lettered(env, failure.error_class):

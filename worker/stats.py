@@ -7,9 +7,9 @@ from importlib import resources
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
-from worker import keys
-from worker.envelope import Envelope
-from worker.errors import ErrorClass
+from graphworks_core import keys
+from graphworks_core.envelope import Envelope
+from graphworks_core.errors import ErrorClass
 
 FINAL_MARKER_TTL_S = 7 * 86_400
 
@@ -24,7 +24,7 @@ class StatsSnapshot(BaseModel):
     dead_letter_size: int
     by_type: dict[str, dict[str, int]]
     by_class: dict[str, dict[str, int]]
-    # Processor counters (issue 3): inbound.delivered|duplicates|gone, sync.pages|created|updated|deleted,
+    # Processor counters: inbound.delivered|duplicates|gone, sync.pages|created|updated|deleted,
     # sync.full_resyncs[.<resource>], sync.busy_noop.
     processors: dict[str, int] = {}
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from graphworks_core.errors import ErrorClass
 from worker.deadletter.memory_store import MemoryDeadLetterStore
 from worker.deadletter.models import DeadLetterEntry
 from worker.deadletter.redis_store import RedisDeadLetterStore
 from worker.deadletter.store import DeadLetterStore
-from worker.errors import ErrorClass
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

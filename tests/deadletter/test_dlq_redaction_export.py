@@ -8,11 +8,12 @@ from datetime import datetime
 
 import pytest
 
+from graphworks_core.envelope import AttemptRecord
+from graphworks_core.errors import ErrorClass
+from graphworks_core.redact import REDACTED, redact, redact_text
 from worker.deadletter.export import export_jsonl, read_jsonl
-from worker.deadletter.models import DeadLetterAttempt, DeadLetterEntry, DeadLetterFilter
+from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter
 from worker.deadletter.store import DeadLetterStore
-from worker.errors import ErrorClass
-from worker.redact import REDACTED, redact, redact_text
 
 MakeEntry = Callable[..., DeadLetterEntry]
 SECRETS = ("abc.def", "s3cr3t", "shh", "xyz-token", "hmac-sig", "cs-value")
@@ -28,7 +29,7 @@ async def test_store_redacts_secrets_but_keeps_ordinary_fields(
         "items": [{"X-Signature": "hmac-sig", "subject": "hello"}],
         "idempotency_key": "idem-1",
     }
-    attempt = DeadLetterAttempt(at=t0, error_class=ErrorClass.AUTH, message="POST /token client_secret=shh&x=1")
+    attempt = AttemptRecord(at=t0, error_class=ErrorClass.AUTH, message="POST /token client_secret=shh&x=1")
     entry = make_entry("a", payload=payload, message="401 for Bearer abc.def", attempts=[attempt])
     await store.put(entry)
 

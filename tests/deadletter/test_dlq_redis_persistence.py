@@ -7,9 +7,9 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from graphworks.embedded_redis import start_redis
 from worker.deadletter.models import DeadLetterEntry
 from worker.deadletter.redis_store import RedisDeadLetterStore
-from worker.embedded_redis import start_redis
 
 MakeEntry = Callable[..., DeadLetterEntry]
 

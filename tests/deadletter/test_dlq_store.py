@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from worker.deadletter.models import DeadLetterAttempt, DeadLetterEntry, DeadLetterFilter
+from graphworks_core.envelope import AttemptRecord
+from graphworks_core.errors import ErrorClass
+from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter
 from worker.deadletter.store import DeadLetterStore
-from worker.errors import ErrorClass
 
 MakeEntry = Callable[..., DeadLetterEntry]
 
@@ -22,9 +23,9 @@ async def ids_of(store: DeadLetterStore, flt: DeadLetterFilter | None = None) ->
 
 async def test_put_get_round_trips_every_field(store: DeadLetterStore, make_entry: MakeEntry, t0: datetime) -> None:
     attempts = [
-        DeadLetterAttempt(at=t0, error_class=ErrorClass.THROTTLED, status=429, delay_s=2.5,
+        AttemptRecord(at=t0, error_class=ErrorClass.THROTTLED, status=429, delay_s=2.5,
                           graph_code="TooManyRequests", message="slow down", request_id="r-1"),
-        DeadLetterAttempt(at=t0 + timedelta(seconds=3), error_class=ErrorClass.UNAVAILABLE, status=503),
+        AttemptRecord(at=t0 + timedelta(seconds=3), error_class=ErrorClass.UNAVAILABLE, status=503),
     ]  # fmt: skip
     entry = make_entry(
         "job-1", queue="mail", payload={"to": ["x@example.com"], "n": 1.5, "nested": {"ok": True}},

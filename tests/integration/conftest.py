@@ -12,13 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
+from graphworks.wiring import build_runner, build_worker
+from graphworks_core.clock import FakeClock
+from graphworks_core.settings import Settings, load_settings
 from ratelimits.base import Limiter, NoLimit
-from worker.arq_worker import GraphworksWorker, build_runner
+from worker.arq_adapter import GraphworksWorker
 from worker.client import GraphworksClient
-from worker.clock import FakeClock
 from worker.deadletter.models import DeadLetterEntry
 from worker.runner import Runner
-from worker.settings import Settings, load_settings
 from worker.stats import Stats
 
 
@@ -89,7 +90,7 @@ def make_settings(redis_url: str, sim: SimServer, **extra: object) -> Settings:
 @contextlib.asynccontextmanager
 async def running_worker(runner: Runner) -> AsyncIterator[GraphworksWorker]:
     """An arq worker for `runner` in this event loop, stopped (and its Graph client closed) on exit."""
-    worker = GraphworksWorker(runner, handle_signals=False)
+    worker = build_worker(runner, handle_signals=False)
     task = asyncio.create_task(worker.main())
     try:
         yield worker

@@ -26,7 +26,7 @@ def gw(redis: aioredis.Redis, redis_url: str, graphsim: SimServer):  # type: ign
     env.update(REDIS_URL=redis_url, GRAPH_BASE_URL=graphsim.base_url, GRAPH_STATIC_TOKEN="cli-token")
 
     def run(*args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "worker", *args], env=env, input=stdin, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "graphworks", *args], env=env, input=stdin, capture_output=True,
                               text=True, timeout=60)  # fmt: skip
         if ok:
             assert proc.returncode == 0, f"{args}: {proc.stderr}"

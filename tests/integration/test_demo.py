@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_demo_runs_on_an_embedded_redis_and_delivers_everything(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "GRAPH_", "WORKER_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "worker", "demo", "--data-dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "graphworks", "demo", "--data-dir", str(tmp_path / "demo")],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -6,7 +6,7 @@ import pytest
 
 from graphsim.faults import Fault
 from graphsim.server import SimServer
-from worker.errors import GraphHTTPError
+from graphworks_core.errors import GraphHTTPError
 from worker.graph.auth import StaticTokenProvider
 from worker.graph.client import GraphClient
 

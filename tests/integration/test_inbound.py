@@ -10,11 +10,11 @@ import pytest
 
 from graphsim import resources
 from graphsim.faults import Fault
-from processors.inbound_message import InboundMessage
+from graphworks_core import keys
+from graphworks_core.envelope import Envelope
+from graphworks_core.errors import ErrorClass, PayloadInvalid
+from processors.parts.inbound_message import InboundMessage
 from tests.integration.conftest import Pipeline, eventually
-from worker import keys
-from worker.envelope import Envelope
-from worker.errors import ErrorClass, PayloadInvalid
 from worker.queue import Scheduled
 from worker.sinks import set_sink
 from worker.sinks.callable_sink import CallableSink

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from arq.constants import job_key_prefix
 
 from graphsim.faults import Fault
+from graphworks_core.errors import ErrorClass
 from tests.integration.conftest import Pipeline, eventually
-from worker.errors import ErrorClass
+from worker.arq_adapter import JOB_KEY_PREFIX as job_key_prefix
 
 MAIL = {"mailbox": "ops@contoso.com", "to": ["a@contoso.com", "b@contoso.com"], "subject": "Hi", "body": "Hello"}
 

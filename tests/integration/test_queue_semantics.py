@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
-from arq.constants import job_key_prefix
-
 from graphsim.faults import Fault
+from graphworks_core import keys
+from graphworks_core.errors import ErrorClass
 from tests.integration.conftest import Pipeline, eventually
-from worker import keys
+from worker.arq_adapter import JOB_KEY_PREFIX as job_key_prefix
 from worker.client import JobRequest
-from worker.errors import ErrorClass
 from worker.redrive import redrive_one
 
 MAIL = {"mailbox": "ops@contoso.com", "to": ["a@contoso.com"], "subject": "s", "body": "b"}
@@ -74,7 +73,7 @@ async def test_poison_job_is_dead_lettered_as_undecodable_and_the_worker_goes_on
 
 
 async def test_attempt_that_killed_workers_repeatedly_is_dead_lettered(pipeline: Pipeline) -> None:
-    from worker.envelope import Envelope, encode
+    from graphworks_core.envelope import Envelope, encode
 
     env = Envelope(type="mail", payload=MAIL)
     runs = pipeline.settings.worker_max_job_runs
@@ -84,7 +83,7 @@ async def test_attempt_that_killed_workers_repeatedly_is_dead_lettered(pipeline:
 
 
 async def test_invalid_payload_in_queue_is_dead_lettered_as_validation(pipeline: Pipeline) -> None:
-    from worker.envelope import Envelope, encode
+    from graphworks_core.envelope import Envelope, encode
 
     bad = Envelope(type="mail", payload={"mailbox": "x"})
     assert await pipeline.runner.run(encode(bad)) == "dead_lettered"

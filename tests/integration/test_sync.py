@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
+from graphworks_core import keys
+from graphworks_core.envelope import Envelope
+from graphworks_core.errors import ErrorClass, PayloadInvalid
+from graphworks_core.payloads import Sync
+from processors.parts.sync_state import SyncChange
 from processors.sync import run_sync
-from processors.sync_state import SyncChange
 from tests.integration.conftest import Pipeline, eventually, make_settings
-from worker import keys
 from worker.context import JobContext
-from worker.envelope import Envelope
-from worker.errors import ErrorClass, PayloadInvalid
-from worker.payloads import Sync
 from worker.queue import Scheduled
 
 USER = "adele@contoso.com"

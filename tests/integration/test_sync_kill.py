@@ -15,18 +15,18 @@ import redis.asyncio as aioredis
 
 from graphsim.faults import Fault
 from graphsim.server import SimServer
+from graphworks.wiring import build_runner
+from graphworks_core import keys
+from graphworks_core.clock import SystemClock
+from graphworks_core.envelope import Envelope
+from graphworks_core.payloads import Sync
+from processors.parts.sync_state import SyncChange
 from processors.sync import run_sync
-from processors.sync_state import SyncChange
 from ratelimits.base import NoLimit
 from tests.integration.conftest import eventually, make_settings
 from tests.integration.test_worker_process import graphworks, worker_env
-from worker import keys
-from worker.arq_worker import build_runner
 from worker.client import GraphworksClient
-from worker.clock import SystemClock
 from worker.context import JobContext
-from worker.envelope import Envelope
-from worker.payloads import Sync
 
 pytestmark = pytest.mark.slow
 

@@ -35,7 +35,7 @@ def worker_env(redis_url: str, sim: SimServer, **extra: str) -> dict[str, str]:
 
 
 def graphworks(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "graphworks", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
 
@@ -44,7 +44,7 @@ async def test_sigkilled_worker_loses_nothing_and_the_job_counts_once(
 ) -> None:
     env = worker_env(redis_url, graphsim)
     enq = subprocess.run(  # noqa: ASYNC221  (a short CLI call before anything else runs)
-        [sys.executable, "-m", "worker", "enqueue", "mail", "--mailbox", "ops@contoso.com", "--to", "a@contoso.com",
+        [sys.executable, "-m", "graphworks", "enqueue", "mail", "--mailbox", "ops@contoso.com", "--to", "a@contoso.com",
          "--subject", "s", "--body", "b"],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip

@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
+from graphworks_core.envelope import Envelope
 from tests.integration.conftest import Pipeline, eventually, make_settings
 from tests.integration.conftest import running_pipeline as integration_pipeline
-from worker.envelope import Envelope
 from worker.queue import Scheduled
 
 KIB = 1024

@@ -9,16 +9,16 @@ import httpx
 import pytest
 
 from graphsim.faults import Fault
-from processors.attachments import AttachmentResult, run_attachment
-from processors.scan import ScanVerdict
-from processors.upload_session import UploadProgress
+from graphworks_core import keys
+from graphworks_core.envelope import Envelope
+from graphworks_core.errors import ErrorClass
+from graphworks_core.payloads import Attachment
+from processors.attachment import AttachmentResult, run_attachment
+from processors.parts.scan import ScanVerdict
+from processors.parts.upload_session import UploadProgress
 from tests.integration.conftest import Pipeline
 from tests.processors.conftest import CHUNK, enqueue_raw, eventually, make_file, wait_done
-from worker import keys
 from worker.context import JobContext
-from worker.envelope import Envelope
-from worker.errors import ErrorClass
-from worker.payloads import Attachment
 
 
 def ctx_for(pipe: Pipeline, payload: dict[str, object], job_id: str = "job-1") -> tuple[JobContext, Attachment]:

@@ -14,15 +14,15 @@ from cryptography.fernet import Fernet
 
 from graphsim.faults import Fault
 from graphsim.server import SimServer
+from graphworks_core import keys
+from graphworks_core.clock import FakeClock
+from graphworks_core.errors import JobRejected
+from graphworks_core.settings import load_settings
 from tests.integration.conftest import Pipeline, eventually
 from tests.processors.conftest import running_pipeline
-from worker import keys
-from worker.clock import FakeClock
-from worker.errors import JobRejected
 from worker.graph.auth import ClientCredentialsProvider, RoutingTokenProvider, StaticTokenProvider, azure_credential
 from worker.graph.client import GraphClient
 from worker.graph.delegated import DelegatedTokenProvider, StoredTokens, delegated_provider_from
-from worker.settings import load_settings
 
 KEY = Fernet.generate_key().decode()
 SENDER = "ann@contoso.com"
@@ -184,7 +184,7 @@ def test_cli_stores_a_refresh_token_from_stdin_encrypted(redis_url: str, monkeyp
     import redis as sync_redis
     from click.testing import CliRunner
 
-    from worker.cli.main import cli
+    from graphworks.cli.main import cli
 
     env = {
         "REDIS_URL": redis_url,

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from graphsim.faults import Fault
-from processors.outlook_outbound import MailAccepted, send_mail
+from graphworks_core.envelope import Envelope
+from graphworks_core.errors import ErrorClass
+from graphworks_core.payloads import Mail
+from processors.mail import MailAccepted, send_mail
 from tests.integration.conftest import Pipeline
 from tests.processors.conftest import enqueue_raw, eventually, make_file, wait_done
 from worker.context import JobContext
-from worker.envelope import Envelope
-from worker.errors import ErrorClass
-from worker.payloads import Mail
 
 MB = 1024 * 1024
 BASE = {

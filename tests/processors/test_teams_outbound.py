@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from graphsim.faults import Fault
-from processors.teams_outbound import SentChatMessage, send_teams_message
+from graphworks_core.envelope import Envelope
+from graphworks_core.errors import ErrorClass
+from graphworks_core.payloads import TEAMS_MAX_BODY_BYTES, TeamsMessage
+from processors.teams_message import SentChatMessage, send_teams_message
 from tests.integration.conftest import Pipeline
 from tests.processors.conftest import enqueue_raw, wait_done
 from worker.context import JobContext
-from worker.envelope import Envelope
-from worker.errors import ErrorClass
-from worker.payloads import TEAMS_MAX_BODY_BYTES, TeamsMessage
 
 
 def ctx_for(pipe: Pipeline, payload: dict[str, object]) -> tuple[JobContext, TeamsMessage]:

@@ -16,15 +16,15 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from processors.attachments import run_attachment
+from graphworks_core.clock import FakeClock
+from graphworks_core.envelope import Envelope
+from graphworks_core.payloads import Attachment
+from graphworks_core.settings import load_settings
+from processors.attachment import run_attachment
 from tests.processors.conftest import make_file
-from worker.clock import FakeClock
 from worker.context import JobContext
-from worker.envelope import Envelope
 from worker.graph.auth import StaticTokenProvider
 from worker.graph.client import GraphClient
-from worker.payloads import Attachment
-from worker.settings import load_settings
 
 MB = 1024 * 1024
 
@@ -32,7 +32,7 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def graphsim_process() -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "graphsim", "--port", "0"], stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "graphworks", "graphsim", "--port", "0"], stderr=subprocess.PIPE, text=True
     )
     try:
         assert proc.stderr is not None

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from graphworks_core.clock import FakeClock
 from ratelimits.backend import Backend
 from ratelimits.config import ApiOverride, LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.memory import MemoryBackend
 from ratelimits.redis_backend import RedisBackend
 from ratelimits.waiting import AutoAdvanceSleeper
-from worker.clock import FakeClock
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 BASE = "https://graph.microsoft.com/v1.0"

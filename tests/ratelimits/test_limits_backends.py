@@ -9,6 +9,8 @@ from contextlib import AsyncExitStack
 
 import pytest
 
+from graphworks_core import keys
+from graphworks_core.clock import FakeClock
 from ratelimits import booking
 from ratelimits.backend import Backend
 from ratelimits.base import LimitDeferred, Use
@@ -16,8 +18,6 @@ from ratelimits.limiter import GraphLimiter
 from ratelimits.memory import MemoryBackend
 from ratelimits.redis_backend import RedisBackend
 from tests.ratelimits.conftest import BASE, T0, MakeLimiter
-from worker import keys
-from worker.clock import FakeClock
 
 CHAT = BASE + "/chats/{}/messages"
 MAIL = BASE + "/users/{}/sendMail"

@@ -6,16 +6,16 @@ import dataclasses
 from typing import Any
 
 import redis.asyncio as aioredis
-from arq.constants import job_key_prefix
 
 from graphsim.server import SimServer
+from graphworks.wiring import build_runner
+from graphworks_core.clock import FakeClock
+from graphworks_core.envelope import Envelope, decode, encode
 from processors.registry import JOB_TYPES
 from ratelimits.base import Booking, LimitDeferred, NoLimit
 from tests.integration.conftest import make_settings
-from worker import codec
-from worker.arq_worker import build_runner
-from worker.clock import FakeClock
-from worker.envelope import Envelope, decode, encode
+from worker import arq_adapter
+from worker.arq_adapter import JOB_KEY_PREFIX as job_key_prefix
 from worker.queue import arq_job_id
 
 MAIL = {"mailbox": "ops@contoso.com", "to": ["a@contoso.com"], "subject": "s", "body": "b"}
@@ -42,7 +42,7 @@ async def test_deferral_reschedules_the_same_attempt_without_spending_it(
     job_id = member.decode().split(":", 1)[1]
     assert job_id == f"{env.id}.0.2.d1"  # not the running job's id: that arq job still exists
     assert due_ms == int((clock.now() + 4.5) * 1000)
-    record = codec.deserialize(await redis.get(job_key_prefix + job_id))
+    record = arq_adapter.deserialize(await redis.get(job_key_prefix + job_id))
     again = decode(record["a"][0])
     assert (again.attempt, again.history, again.deferrals, again.limit_booking) == (2, [], 1, booked)
     snap = await runner.stats.snapshot()

@@ -8,14 +8,14 @@ import redis.asyncio as aioredis
 
 from graphsim.faults import Fault
 from graphsim.server import SimServer
+from graphworks_core import keys
+from graphworks_core.clock import FakeClock
+from graphworks_core.errors import GraphHTTPError
 from ratelimits.base import LimitDeferred, Use
 from ratelimits.config import LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.redis_backend import RedisBackend
 from ratelimits.waiting import AutoAdvanceSleeper
-from worker import keys
-from worker.clock import FakeClock
-from worker.errors import GraphHTTPError
 from worker.graph.auth import StaticTokenProvider
 from worker.graph.client import GraphClient
 

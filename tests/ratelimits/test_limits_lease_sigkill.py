@@ -14,13 +14,13 @@ import redis.asyncio as aioredis
 
 from graphsim.faults import Fault
 from graphsim.server import SimServer
+from graphworks_core import keys
+from graphworks_core.clock import FakeClock
 from ratelimits.config import ApiOverride, LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.redis_backend import RedisBackend
 from tests.integration.conftest import eventually
 from tests.integration.test_worker_process import worker_env
-from worker import keys
-from worker.clock import FakeClock
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +35,14 @@ async def test_sigkilled_lease_holder_blocks_the_mailbox_at_most_lease_ttl(
     toml.write_text(f"[limits]\nmax_wait_s = 1\nlease_ttl_s = {LEASE_TTL_S}\n[limits.apis.outlook]\nconcurrency = 1\n")
     env = worker_env(redis_url, graphsim, GRAPHWORKS_CONFIG=str(toml))
     subprocess.run(  # noqa: ASYNC221  (a short CLI call before anything else runs)
-        [sys.executable, "-m", "worker", "enqueue", "mail", "--mailbox", MAILBOX, "--to", "a@contoso.com",
+        [sys.executable, "-m", "graphworks", "enqueue", "mail", "--mailbox", MAILBOX, "--to", "a@contoso.com",
          "--subject", "s", "--body", "b"],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     graphsim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", kind="slow", delay_s=30))
     lease_key = keys.limit_leases(f"outlook:default:{MAILBOX}")
 
-    command = [sys.executable, "-m", "worker", "worker"]
+    command = [sys.executable, "-m", "graphworks", "worker"]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
     try:
         await eventually(lambda: _fault_taken(graphsim), timeout_s=20, what="the worker to be mid-request")

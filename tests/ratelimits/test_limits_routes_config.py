@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from graphworks_core.clock import FakeClock
+from graphworks_core.errors import ConfigError
 from ratelimits.base import Use
 from ratelimits.config import DEFAULT_APIS, LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.memory import MemoryBackend
 from ratelimits.routes import graph_path, resolve
-from worker.clock import FakeClock
-from worker.errors import ConfigError
-from worker.settings import load_file_config
+from worker.config_file import load_file_config
 
 BASE = "https://graph.microsoft.com/v1.0"
 

@@ -17,15 +17,15 @@ import redis.asyncio as aioredis
 
 from graphsim.faults import Fault
 from graphsim.server import SimServer
+from graphworks.wiring import build_runner
+from graphworks_core import keys
+from graphworks_core.clock import FakeClock
 from ratelimits.config import ApiOverride, LimitsConfig
 from ratelimits.limiter import GraphLimiter
 from ratelimits.redis_backend import RedisBackend
 from ratelimits.waiting import FakeClockSleeper
 from tests.integration.conftest import eventually, make_settings, running_worker
-from worker import keys
-from worker.arq_worker import build_runner
 from worker.client import GraphworksClient
-from worker.clock import FakeClock
 from worker.stats import Stats
 
 A, B = "storm@contoso.com", "calm@contoso.com"

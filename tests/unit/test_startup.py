@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from processors import warmup
-from worker.startup_heap import freeze_startup_heap
+from graphworks_core.startup_heap import freeze_startup_heap
+from worker.graph import warmup
 
 
 async def test_http_warm_up_sends_one_request_to_a_loopback_server_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,8 @@ import httpx
 import pydantic
 import pytest
 
+from graphworks_core.errors import CallTimeout, ErrorClass, GraphHTTPError, JobRejected, NetworkError
 from worker.classify import Failure, class_of_status, classify
-from worker.errors import CallTimeout, ErrorClass, GraphHTTPError, JobRejected, NetworkError
 from worker.graph.responses import error_from_response, parse_retry_after
 from worker.policy import DEFAULT_POLICIES, RetryDecision, decide
 

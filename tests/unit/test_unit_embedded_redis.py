@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from worker.embedded_redis import start_redis
+from graphworks.embedded_redis import start_redis
 
 
 def test_bundled_redis_binary_starts_and_persists_with_aof(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker import codec
-from worker.envelope import PRIORITY_DEFAULT, AttemptRecord, Envelope, UndecodableJob, decode, encode
-from worker.errors import ErrorClass
+from graphworks_core.envelope import PRIORITY_DEFAULT, AttemptRecord, Envelope, UndecodableJob, decode, encode
+from graphworks_core.errors import ErrorClass
+from worker import arq_adapter
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -114,7 +114,7 @@ def test_budget_history_after_redrive_counts_only_new_attempts() -> None:
 
 
 def assert_runner_call(job: dict[str, object], raw: str) -> None:
-    assert job["f"] == codec.RUNNER_FUNCTION
+    assert job["f"] == arq_adapter.RUNNER_FUNCTION
     assert job["a"] == [raw]
     assert job["k"] == {}
     assert isinstance(job["et"], int)
@@ -130,11 +130,11 @@ def assert_runner_call(job: dict[str, object], raw: str) -> None:
     ],
 )
 def test_poison_bytes_become_a_runner_call_with_the_raw_text(data: bytes, raw: str) -> None:
-    assert_runner_call(codec.deserialize(data), raw)
+    assert_runner_call(arq_adapter.deserialize(data), raw)
 
 
 def test_poison_reaches_the_runner_as_undecodable() -> None:
-    job = codec.deserialize(b"\x80garbage")
+    job = arq_adapter.deserialize(b"\x80garbage")
     with pytest.raises(UndecodableJob) as info:
         decode(job["a"][0])
     assert info.value.raw == "\ufffdgarbage"
@@ -142,29 +142,38 @@ def test_poison_reaches_the_runner_as_undecodable() -> None:
 
 @given(st.binary(max_size=200))
 def test_deserialize_never_raises(data: bytes) -> None:
-    job = codec.deserialize(data)
+    job = arq_adapter.deserialize(data)
     assert isinstance(job, dict)
     assert ("f" in job and "a" in job) or "s" in job
 
 
 def test_deeply_nested_poison_becomes_a_runner_call() -> None:
     data = b"[" * 100_000
-    assert_runner_call(codec.deserialize(data), data.decode())
+    assert_runner_call(arq_adapter.deserialize(data), data.decode())
 
 
 def test_job_record_round_trip() -> None:
     env = mail_envelope(priority=2)
-    job = codec.deserialize(codec.job_record(encode(env), 1_714_564_800_000))
-    assert job == {"t": None, "f": codec.RUNNER_FUNCTION, "a": [encode(env)], "k": {}, "et": 1_714_564_800_000}
+    job = arq_adapter.deserialize(arq_adapter.job_record(encode(env), 1_714_564_800_000))
+    assert job == {"t": None, "f": arq_adapter.RUNNER_FUNCTION, "a": [encode(env)], "k": {}, "et": 1_714_564_800_000}
     assert decode(job["a"][0]) == env
 
 
 def test_result_record_round_trip() -> None:
-    result = {"t": 1, "f": codec.RUNNER_FUNCTION, "a": ["{}"], "k": {}, "s": True, "r": "completed", "st": 1, "ft": 2}
-    assert codec.deserialize(codec.serialize(result)) == result
+    result = {
+        "t": 1,
+        "f": arq_adapter.RUNNER_FUNCTION,
+        "a": ["{}"],
+        "k": {},
+        "s": True,
+        "r": "completed",
+        "st": 1,
+        "ft": 2,
+    }
+    assert arq_adapter.deserialize(arq_adapter.serialize(result)) == result
 
 
 def test_serialize_is_compact_json_and_stringifies_the_rest() -> None:
-    data = codec.serialize({"f": "x", "a": [T0]})
+    data = arq_adapter.serialize({"f": "x", "a": [T0]})
     assert data == b'{"f":"x","a":["2024-05-01 12:00:00+00:00"]}'
     assert json.loads(data)["a"] == [str(T0)]

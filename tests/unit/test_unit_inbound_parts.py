@@ -8,10 +8,10 @@ import json
 import httpx
 import pytest
 
-from processors.html_text import html_to_text
-from processors.sync_targets import removal_reason, version_of
-from worker.errors import JobRejected
-from worker.graph.resource_path import parse_message_resource
+from graphworks_core.errors import JobRejected
+from graphworks_core.resource_path import parse_message_resource
+from processors.parts.html_text import html_to_text
+from processors.parts.sync_targets import removal_reason, version_of
 from worker.sinks import SinkRecord
 from worker.sinks.http_callback import SIGNATURE_HEADER, HttpCallbackSink, SinkUnavailable, verify_signature
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from graphworks_core.errors import ErrorClass
 from worker.classify import Failure
-from worker.errors import ErrorClass
 from worker.policy import DEFAULT_POLICIES, ClassPolicy, DeadLetter, PolicySet, RetryDecision, decide
 
 finite = {"allow_nan": False, "allow_infinity": False}

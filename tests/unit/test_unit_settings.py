@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import ConfigError, ErrorClass
+from graphworks_core.errors import ConfigError, ErrorClass
+from graphworks_core.settings import Settings, load_settings
+from worker.config_file import FileConfig, load_config, load_file_config
 from worker.policy import DEFAULT_POLICIES
-from worker.settings import FileConfig, Settings, load_file_config, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +32,9 @@ def test_defaults() -> None:
     assert settings.redis_url is None
     assert settings.graph_base == "https://graph.microsoft.com/v1.0"
     assert settings.graphworks_config is None
+    policies = load_config()[1].policy_set()
     for error_class in ErrorClass:
-        assert settings.policies.for_("mail", error_class) == DEFAULT_POLICIES[error_class]
+        assert policies.for_("mail", error_class) == DEFAULT_POLICIES[error_class]
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +98,7 @@ base_delay_s = 5
 
 def test_toml_overrides_policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config_file(tmp_path, monkeypatch, OVERRIDES)
-    policies = load_settings().policies
+    policies = load_config()[1].policy_set()
 
     assert policies.max_total_attempts == 9
     for job_type in ("mail", "teams_message"):
@@ -134,7 +136,7 @@ def test_file_config_builds_the_same_policies(tmp_path: Path) -> None:
 def test_a_bad_toml_value_names_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, path: str) -> None:
     config_file(tmp_path, monkeypatch, toml)
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        load_config()
     assert path in str(info.value)
     assert "GRAPHWORKS_CONFIG" in str(info.value)
 
@@ -142,7 +144,7 @@ def test_a_bad_toml_value_names_its_path(tmp_path: Path, monkeypatch: pytest.Mon
 def test_invalid_toml_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = config_file(tmp_path, monkeypatch, "[policies\n")
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        load_config()
     assert "GRAPHWORKS_CONFIG" in str(info.value)
     assert str(path) in str(info.value)
 
@@ -151,7 +153,7 @@ def test_missing_file_names_graphworks_config(tmp_path: Path, monkeypatch: pytes
     missing = tmp_path / "nowhere.toml"
     monkeypatch.setenv("GRAPHWORKS_CONFIG", str(missing))
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        load_config()
     assert "GRAPHWORKS_CONFIG" in str(info.value)
     assert str(missing) in str(info.value)
 

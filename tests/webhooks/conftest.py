@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from graphsim.server import SimServer
+from graphsim.threaded_server import ThreadedServer
+from graphworks_core.settings import Settings
 from tests.integration.conftest import Pipeline, make_settings, running_pipeline
 from webhooks.app import ReceiverApp
-from webhooks.crypto import KeyStore
-from webhooks.manager import SubscriptionManager
-from webhooks.renewal import build_manager
-from worker.settings import Settings
-from worker.threaded_server import ThreadedServer
+from worker.subscriptions.crypto import KeyStore
+from worker.subscriptions.manager import SubscriptionManager
+from worker.subscriptions.renewal import build_manager
 
 CERT_ID = "graphworks-test-cert"
 CLIENT_ID = "graphworks-test-client"

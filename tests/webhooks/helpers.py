@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from arq.constants import job_key_prefix
 
-from webhooks.client_state import client_state_digest, new_client_state
-from webhooks.registry import SubscriptionRecord, SubscriptionRegistry
-from worker import keys
-from worker.envelope import Envelope, decode
+from graphworks_core import keys
+from graphworks_core.envelope import Envelope, decode
+from worker.arq_adapter import JOB_KEY_PREFIX as job_key_prefix
+from worker.subscriptions.client_state import client_state_digest, new_client_state
+from worker.subscriptions.registry import SubscriptionRecord, SubscriptionRegistry
 
 TENANT = "5f1d9a3c-0000-4000-8000-00000000a11c"
 

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
+from graphworks_core.envelope import Envelope
 from webhooks import batching
 from webhooks.batching import GroupWriter
-from worker.envelope import Envelope
 from worker.queue import Scheduled
 
 

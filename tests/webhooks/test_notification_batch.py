@@ -13,21 +13,21 @@ import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
 from graphsim.subscriptions import encrypt_content
+from graphworks_core import keys
+from graphworks_core.clock import FakeClock
+from graphworks_core.envelope import Envelope
+from graphworks_core.payloads import Notification, NotificationBatch
+from graphworks_core.settings import Settings
+from processors.notification import handle_notification
 from processors.notification_batch import NotificationBatchResult, handle_notification_batch
-from processors.notifications import handle_notification
 from tests.webhooks.conftest import CERT_ID, key_store, webhook_settings
 from tests.webhooks.helpers import TENANT, queued
-from webhooks import counters as c
-from webhooks.jobs import idempotency_key, lifecycle_key
-from worker import keys
-from worker.clock import FakeClock
 from worker.context import JobContext
-from worker.envelope import Envelope
 from worker.graph.auth import StaticTokenProvider
 from worker.graph.client import GraphClient
-from worker.payloads import Notification, NotificationBatch
 from worker.queue import JobQueue, Scheduled
-from worker.settings import Settings
+from worker.subscriptions import counters as c
+from worker.subscriptions.jobs import idempotency_key, lifecycle_key
 
 MAIL = Notification(subscription_id="sub-a", tenant_id=TENANT, change_type="created",
                     resource="Users/u-1/Messages/m-1", resource_data={"id": "m-1"})  # fmt: skip

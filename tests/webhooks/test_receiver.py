@@ -14,11 +14,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
+from graphworks_core import keys
 from tests.webhooks.conftest import Receiving, receiver_server, webhook_settings
 from tests.webhooks.helpers import TENANT, commands_processed, item, queued, queued_notifications, register
-from webhooks import counters as c
 from webhooks.app import ReceiverApp
-from worker import keys
+from worker.subscriptions import counters as c
 
 
 @pytest.mark.parametrize("path", ["/webhooks/graph", "/webhooks/graph/lifecycle"])

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from graphworks_core.clock import FakeClock
 from tests.webhooks.helpers import TENANT, item, queued, register
-from webhooks import counters as c
 from webhooks import receiver as receiver_module
-from webhooks.counters import Counters
 from webhooks.receiver import Outcome, Receiver
-from webhooks.registry import SubscriptionRegistry
 from webhooks.validation import Delivery
-from worker.clock import FakeClock
 from worker.queue import JobQueue
+from worker.subscriptions import counters as c
+from worker.subscriptions.counters import Counters
+from worker.subscriptions.registry import SubscriptionRegistry
 
 
 def _receiver(redis: aioredis.Redis) -> Receiver:

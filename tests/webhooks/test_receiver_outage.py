@@ -9,11 +9,11 @@ import httpx
 import redis.asyncio as aioredis
 
 from graphsim.server import SimServer
+from graphworks.embedded_redis import start_redis
 from tests.webhooks.conftest import receiver_server, webhook_settings
 from tests.webhooks.helpers import item, queued, queued_notifications, register
-from webhooks import counters as c
 from webhooks.app import ReceiverApp
-from worker.embedded_redis import start_redis
+from worker.subscriptions import counters as c
 
 
 async def _post(url: str, body: object) -> tuple[int, float]:

@@ -9,14 +9,14 @@ import time
 
 import httpx
 
-from worker.embedded_redis import free_port
+from graphworks.embedded_redis import free_port
 
 
 def test_serve_answers_health_and_the_handshake(redis_url: str) -> None:
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url, "GRAPH_STATIC_TOKEN": "t"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "serve", "--port", str(port)],
+        [sys.executable, "-m", "graphworks", "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -15,15 +15,15 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from graphsim.server import SimServer
+from graphworks_core import keys
+from graphworks_core.errors import GraphHTTPError
+from graphworks_core.payloads import Notification
 from tests.integration.conftest import Pipeline, eventually
 from tests.webhooks.conftest import Receiving, manager_for, receiver_server
 from tests.webhooks.helpers import queued
-from webhooks import counters as c
-from webhooks.jobs import idempotency_key
-from webhooks.registry import SubscriptionRegistry
-from worker import keys
-from worker.errors import GraphHTTPError
-from worker.payloads import Notification
+from worker.subscriptions import counters as c
+from worker.subscriptions.jobs import idempotency_key
+from worker.subscriptions.registry import SubscriptionRegistry
 
 
 async def _completed(pipe: Pipeline, job_type: str, n: int) -> bool:
@@ -49,7 +49,7 @@ def _cli_create(pipe: Pipeline, receiver: Receiving, resource: str) -> subproces
     args = ["--resource", resource, "--change-type", "created,updated", "--notification-url", receiver.notify_url,
             "--lifecycle-url", receiver.lifecycle_url]  # fmt: skip
     return subprocess.run(
-        [sys.executable, "-m", "worker", "subscriptions", "create", *args],
+        [sys.executable, "-m", "graphworks", "subscriptions", "create", *args],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -169,7 +169,7 @@ async def test_rich_notifications_are_verified_and_decrypted_by_the_processor(
 
 
 async def test_renewal_cron_renews_and_recreates(notif_pipeline: Pipeline, receiver: Receiving) -> None:
-    from webhooks.renewal import renew_subscriptions
+    from worker.subscriptions.renewal import renew_subscriptions
 
     pipe = notif_pipeline
     manager = manager_for(pipe)

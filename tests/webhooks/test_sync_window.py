@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from webhooks.jobs import sync_payload
-from webhooks.routing import SyncRoute
+from worker.subscriptions.jobs import sync_payload
+from worker.subscriptions.routing import SyncRoute
 
 
 def _at(text: str) -> float:

@@ -9,12 +9,17 @@ import pytest
 
 from graphsim.subscriptions import encrypt_content
 from tests.webhooks.conftest import CERT_ID, key_store
-from webhooks import counters as c
-from webhooks.client_state import MAX_CLIENT_STATE_CHARS, client_state_digest, client_state_ok, new_client_state
-from webhooks.crypto import DecryptError, decrypt_content
-from webhooks.lifetimes import max_expiration_minutes
-from webhooks.routing import InboundRoute, SyncRoute, resync_route, route_change
 from webhooks.validation import BadDelivery, check_content_type, parse_delivery, validation_token
+from worker.subscriptions import counters as c
+from worker.subscriptions.client_state import (
+    MAX_CLIENT_STATE_CHARS,
+    client_state_digest,
+    client_state_ok,
+    new_client_state,
+)
+from worker.subscriptions.crypto import DecryptError, decrypt_content
+from worker.subscriptions.lifetimes import max_expiration_minutes
+from worker.subscriptions.routing import InboundRoute, SyncRoute, resync_route, route_change
 
 
 def test_validation_token_is_url_decoded() -> None:
@@ -139,7 +144,7 @@ def test_tampered_signature_and_unknown_certificate_are_refused(key_dir: Path) -
     ["Users/u-1/Messages/AAMk=", "chats('19:a@thread.v2')/messages('1')", "teams('t')/channels('19:c')/messages('1')"],
 )
 def test_every_inbound_route_is_a_valid_inbound_payload(resource: str) -> None:
-    from worker.payloads import Inbound
+    from graphworks_core.payloads import Inbound
 
     route = route_change(resource)
     assert isinstance(route, InboundRoute)

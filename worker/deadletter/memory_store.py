@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter, DeadLetterPage
-from worker.redact import redact_entry
 
 
 class MemoryDeadLetterStore:
@@ -18,7 +17,7 @@ class MemoryDeadLetterStore:
 
     async def put(self, entry: DeadLetterEntry) -> None:
         """Store (or overwrite, same id) an entry, redacted."""
-        safe = redact_entry(entry)
+        safe = entry.redacted()
         self._entries[safe.id] = safe.model_dump_json()
 
     async def get(self, entry_id: str) -> DeadLetterEntry | None:

@@ -7,9 +7,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from worker import keys
+from graphworks_core import keys
 from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter, DeadLetterPage
-from worker.redact import redact_entry
 
 BATCH = 200
 
@@ -56,7 +55,7 @@ class RedisDeadLetterStore:
 
     async def put(self, entry: DeadLetterEntry) -> None:
         """Store (or overwrite, same id) an entry, redacted; hash and index change together."""
-        safe = redact_entry(entry)
+        safe = entry.redacted()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._entries, safe.id, safe.model_dump_json())
             pipe.zadd(self._index, {safe.id: _score(safe)})

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from worker.errors import ConfigError, JobRejected
-from worker.settings import Settings
+from graphworks_core.errors import ConfigError, JobRejected
+from graphworks_core.settings import Settings
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

@@ -24,9 +24,9 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from graphworks_core.errors import CallTimeout, NetworkError
 from ratelimits.base import Limiter, NoLimit, Use
 from ratelimits.transport import LimitedTransport, declared
-from worker.errors import CallTimeout, NetworkError
 from worker.graph.auth import TokenProvider
 from worker.graph.responses import raise_for_status
 

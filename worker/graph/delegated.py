@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel
 
-from worker import keys
-from worker.clock import Clock, SystemClock
-from worker.errors import ConfigError, JobRejected, NetworkError
-from worker.settings import Settings
+from graphworks_core import keys
+from graphworks_core.clock import Clock, SystemClock
+from graphworks_core.errors import ConfigError, JobRejected, NetworkError
+from graphworks_core.settings import Settings
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

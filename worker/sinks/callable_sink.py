@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from worker.errors import ConfigError
+from graphworks_core.errors import ConfigError
 from worker.sinks.base import SinkRecord
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from worker.settings import Settings
+from graphworks_core.settings import Settings
 from worker.sinks.base import Sink
 from worker.sinks.callable_sink import CallableSink, resolve
 from worker.sinks.http_callback import HttpCallbackSink

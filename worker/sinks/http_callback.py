@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from worker.errors import JobRejected, NetworkError
+from graphworks_core.errors import JobRejected, NetworkError
 from worker.sinks.base import SinkRecord
 
 SIGNATURE_HEADER = "X-Graphworks-Signature"

@@ -1,0 +1,5 @@
+"""`python -m graphworks` is the `graphworks` command."""
+
+from graphworks.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""Every Redis key graphworks writes, in one place. Prefix: `graphworks:`."""
+
+from __future__ import annotations
+
+PREFIX = "graphworks:"
+
+
+def queue(name: str = "default") -> str:
+    """arq's queue zset for a queue: members are arq job ids, scores priority-adjusted run times (ms)."""
+    return f"{PREFIX}queue:{name}"
+
+
+def scheduled(name: str = "default") -> str:
+    """Jobs waiting for a future time (deferred enqueues, retries): zset of `PP:arq_job_id` by due ms."""
+    return f"{PREFIX}scheduled:{name}"
+
+
+def idempotency(key: str) -> str:
+    """Holds the job id first enqueued with this idempotency key."""
+    return f"{PREFIX}idem:{key}"
+
+
+def final_marker(job_id: str, redrive_count: int) -> str:
+    """Set once when a job (in one redrive generation) completes or is dead-lettered: counts it once."""
+    return f"{PREFIX}final:{job_id}:{redrive_count}"
+
+
+STATS = f"{PREFIX}stats"
+
+DLQ_ENTRIES = f"{PREFIX}dlq:entries"  # hash: entry id -> entry JSON
+DLQ_INDEX = f"{PREFIX}dlq:index"  # zset: entry id by last_failure_at (epoch seconds)
+
+INBOUND_STREAM = f"{PREFIX}inbound"
+
+
+def upload_progress(job_id: str) -> str:
+    """Hash: how far a job's upload sessions got (draft id, upload URLs, next byte), so a retry resumes."""
+    return f"{PREFIX}upload:{job_id}"
+
+
+def delegated_token(sender: str) -> str:
+    """A sender's delegated tokens (refresh + access), Fernet-encrypted at rest."""
+    return f"{PREFIX}token:delegated:{sender.lower()}"
+
+
+def subscription(subscription_id: str) -> str:
+    """JSON record of one Graph subscription we created (resource, urls, expiry, clientState hash)."""
+    return f"{PREFIX}subscription:{subscription_id}"
+
+
+SUBSCRIPTIONS = f"{PREFIX}subscriptions"  # zset: subscription id by expiration (epoch seconds)
+WEBHOOK_COUNTERS = f"{PREFIX}webhooks:counters"  # hash: receiver/notification counter -> count
+
+# -- inbound and sync processors --
+INBOUND_GONE = f"{PREFIX}inbound:gone"  # capped stream: messages deleted before the inbound fetch
+PROCESSOR_STATS = f"{PREFIX}stats:processors"  # hash: inbound.gone, sync.full_resyncs, ... -> count
+
+
+def inbound_seen(digest: str) -> str:
+    """Marker that one version of one inbound message reached the sink (SET NX, TTL)."""
+    return f"{PREFIX}inbound:seen:{digest}"
+
+
+def sync_state(tenant: str, resource: str, suffix: str) -> str:
+    """Per (tenant, resource) sync state: `link` (JSON), `items` (hash id -> version), `seen` (set), `lock`."""
+    return f"{PREFIX}sync:{tenant}:{resource}:{suffix}"
+
+
+def limit_state(key: str) -> str:
+    """A limit meter's booked time: zset of merged runs, member = start, score = end (epoch s);
+    `key#bytes` for byte budgets (ratelimits/algorithm.py)."""
+    return f"{PREFIX}limit:booked:{key}"
+
+
+def limit_leases(key: str) -> str:
+    """Concurrency leases on a limit key: zset of lease id by expiry (epoch seconds)."""
+    return f"{PREFIX}limit:leases:{key}"
+
+
+def limit_cooldown(key: str) -> str:
+    """Set by a 429: the limit key is closed until this time (epoch seconds)."""
+    return f"{PREFIX}limit:cool:{key}"
+
+
+def limit_stats(key: str) -> str:
+    """Counters of one limit key (sent, waited, deferred, blocked, cooldowns, throttled, rate buckets)."""
+    return f"{PREFIX}limit:stats:{key}"
+
+
+LIMIT_INDEX = f"{PREFIX}limit:index"  # zset: limit key by last use (epoch seconds)

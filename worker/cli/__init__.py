@@ -1,7 +1,0 @@
-"""`graphworks` command line: workers, enqueueing, the dead-letter store, stats, graphsim, the demo."""
-
-from __future__ import annotations
-
-from worker.cli.main import main
-
-__all__ = ["main"]
