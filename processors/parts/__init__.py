@@ -1,0 +1,1 @@
+"""What several processors share; none of these is a job type."""
