@@ -15,6 +15,12 @@ def scheduled(name: str = "default") -> str:
     return f"{PREFIX}scheduled:{name}"
 
 
+def order(queue: str, ordering_key: str) -> str:
+    """List: the jobs of one ordering key in enqueue order, `PP:DUE_MS:arq_job_id`; the head is the
+    one queued or running, the rest wait for it to complete or be dead-lettered (worker/queue.py)."""
+    return f"{PREFIX}order:{queue}:{ordering_key}"
+
+
 def idempotency(key: str) -> str:
     """Holds the job id first enqueued with this idempotency key."""
     return f"{PREFIX}idem:{key}"

@@ -20,6 +20,10 @@ TEAMS_MAX_BODY_BYTES = 28 * 1024
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def default_ordering_key(self) -> str | None:
+        """The ordering key a job of this payload gets when the caller names none (None: unordered)."""
+        return None
+
 
 class TeamsMention(Payload):
     """A mention: the HTML content carries `<at id="{id}">{text}</at>`; Graph needs both to match.
@@ -97,6 +101,10 @@ class TeamsMessage(Payload):
         if len(self.content.encode()) > TEAMS_MAX_BODY_BYTES:
             raise ValueError(f"content is over Teams' {TEAMS_MAX_BODY_BYTES} byte message limit")
         return self
+
+    def default_ordering_key(self) -> str:
+        """Messages to one chat (or one channel) are posted one at a time, in the order enqueued."""
+        return f"chat:{self.chat_id}" if self.chat_id else f"channel:{self.team_id}:{self.channel_id}"
 
 
 class Mail(Payload):

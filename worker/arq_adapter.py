@@ -92,6 +92,7 @@ class _Queue(Protocol):
 
     async def promote_due(self, limit: int = ...) -> int: ...
     async def depth(self) -> tuple[int, int]: ...
+    async def release(self, env: Envelope, *, pipe: aioredis.client.Pipeline | None = ...) -> str | None: ...
 
 
 class _Stats(Protocol):
@@ -196,7 +197,8 @@ class GraphworksWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
-        """arq 0.28's finish_job, plus the runner's count-once completion in the same MULTI."""
+        """arq 0.28's finish_job, plus the runner's count-once completion and the release of the
+        job's ordering key in the same MULTI."""
         completed = self.runner.pending_completions.pop(job_id, None) if self.runner.pending_completions else None
         async with self.pool.pipeline(transaction=True) as tr:
             delete_keys = []
@@ -218,6 +220,7 @@ class GraphworksWorker(Worker):
                 tr.delete(*delete_keys)
             if completed is not None:
                 await self.runner.stats.completed(completed, pipe=tr)
+                await self.runner.queue.release(completed, pipe=tr)  # its ordering key's next job
             await tr.execute()
 
     async def drained(self) -> bool:

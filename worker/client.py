@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from graphworks_core.clock import Clock, SystemClock
-from graphworks_core.envelope import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
+from graphworks_core.envelope import ORDERING_KEY_MAX_CHARS, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
 from graphworks_core.errors import ConfigError, EnqueueError, PayloadInvalid
 from graphworks_core.payloads import (
     PAYLOAD_MODELS,
@@ -46,6 +46,7 @@ class JobRequest(BaseModel):
     priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     idempotency_key: str | None = Field(None, min_length=1, max_length=512)
     defer_s: float | None = Field(None, ge=0)
+    ordering_key: str | None = Field(None, min_length=1, max_length=ORDERING_KEY_MAX_CHARS)
 
 
 def _problems(exc: pydantic.ValidationError) -> list[str]:
@@ -100,11 +101,14 @@ class GraphworksClient:
         idempotency_key: str | None,
         defer_by: float | timedelta | None,
         defer_until: datetime | None,
+        ordering_key: str | None = None,
     ) -> Scheduled:
         if defer_by is not None and defer_until is not None:
             raise EnqueueError("give defer_by or defer_until, not both")
         if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
             raise EnqueueError(f"priority must be {PRIORITY_MIN}-{PRIORITY_MAX}, got {priority}")
+        if ordering_key is not None and not 1 <= len(ordering_key) <= ORDERING_KEY_MAX_CHARS:
+            raise EnqueueError(f"ordering_key must be 1-{ORDERING_KEY_MAX_CHARS} characters")
         model = validate_payload(job_type, payload)
         due: float | None = None
         if defer_by is not None:
@@ -122,6 +126,7 @@ class GraphworksClient:
             priority=priority,
             queue=self.settings.worker_queue,
             idempotency_key=idempotency_key,
+            ordering_key=ordering_key if ordering_key is not None else model.default_ordering_key(),
         )
         return Scheduled(env, due_at=due)
 
@@ -134,8 +139,13 @@ class GraphworksClient:
         idempotency_key: str | None = None,
         defer_by: float | timedelta | None = None,
         defer_until: datetime | None = None,
+        ordering_key: str | None = None,
     ) -> str:
-        """Enqueue one job; returns its id (the first job's id if the idempotency key was seen)."""
+        """Enqueue one job; returns its id (the first job's id if the idempotency key was seen).
+
+        `ordering_key`: jobs with one key run one at a time, in enqueue order, across retries;
+        None takes the type's default (a Teams message: its chat, or its team and channel).
+        """
         job = self._scheduled(
             job_type,
             payload,
@@ -143,6 +153,7 @@ class GraphworksClient:
             idempotency_key=idempotency_key,
             defer_by=defer_by,
             defer_until=defer_until,
+            ordering_key=ordering_key,
         )
         return (await self.queue.put([job]))[0]
 
@@ -159,6 +170,7 @@ class GraphworksClient:
                         idempotency_key=req.idempotency_key,
                         defer_by=req.defer_s,
                         defer_until=None,
+                        ordering_key=req.ordering_key,
                     )
                 )
             except EnqueueError as exc:
@@ -188,7 +200,11 @@ class GraphworksClient:
 
     async def _typed(self, job_type: str, model: type[Payload], payload: Payload | None, opts: dict[str, Any]) -> str:
         """Fields of the model come from payload or keyword arguments; the rest are enqueue options."""
-        enqueue_opts = {k: opts.pop(k) for k in ("priority", "idempotency_key", "defer_by", "defer_until") if k in opts}
+        enqueue_opts = {
+            k: opts.pop(k)
+            for k in ("priority", "idempotency_key", "defer_by", "defer_until", "ordering_key")
+            if k in opts
+        }
         data: Mapping[str, Any] | BaseModel = payload if payload is not None else opts
         if payload is not None and opts:
             raise EnqueueError(f"unexpected arguments with a {model.__name__} payload: {', '.join(opts)}")

@@ -45,6 +45,9 @@ class Scheduled:
     # Queue position instead of the envelope's priority (1-99; the envelope keeps its own): a
     # job holding a booked rate-limit slot goes ahead of the backlog so it is not late for it.
     queue_priority: int | None = None
+    # A new job joins the end of its ordering key's line; a retry or deferral of the line's head
+    # does not (it still holds the head, and its successors wait for it).
+    joins_order: bool = True
 
 
 def arq_job_id(envelope: Envelope) -> str:
@@ -78,6 +81,7 @@ class JobQueue:
         self.expiry_extra_ms = int(job_expiry_extra_s * 1000)
         self._enqueue = redis.register_script(_script("enqueue.lua"))
         self._promote = redis.register_script(_script("promote.lua"))
+        self._release = redis.register_script(_script("release.lua"))
         self._scripts_loaded = False
 
     @classmethod
@@ -124,15 +128,48 @@ class JobQueue:
         priority = job.queue_priority or env.priority
         score = due_ms if later else wall_ms - priority * self.step_ms
         idem = job.use_idempotency and env.idempotency_key is not None
+        ordered = job.joins_order and env.ordering_key is not None
         job_key = JOB_KEY_PREFIX + job_id
         await self._enqueue(
             keys=[keys.idempotency(env.idempotency_key) if idem and env.idempotency_key else job_key,
-                  job_key, self.queue_key, self.scheduled_key],
+                  job_key, self.queue_key, self.scheduled_key,
+                  keys.order(self.name, env.ordering_key) if ordered and env.ordering_key else job_key],
             args=[env.id, job_id, job_record(encode(env), now_ms),
                   max(due_ms - now_ms, 0) + self.expiry_extra_ms, score, "1" if later else "0",
-                  self.idempotency_ttl_s if idem else 0, priority],
+                  self.idempotency_ttl_s if idem else 0, priority, "1" if ordered else "0",
+                  due_ms if later else 0],
             client=pipe,
         )  # fmt: skip
+
+    async def release(self, env: Envelope, *, pipe: aioredis.client.Pipeline | None = None) -> str | None:
+        """`env` (the head of its ordering key's line) ended: queue the next job of the key.
+
+        Returns the next job's id ("" if none waits; None if `env` was not the head, e.g. a re-run
+        after a crash already released it). With `pipe`, it is queued on that pipeline (the
+        worker's finish transaction) and None is returned.
+        """
+        if env.ordering_key is None:
+            return None
+        now_ms, wall_ms = int(self.clock.now() * 1000), int(time.time() * 1000)
+        script_keys = [keys.order(self.name, env.ordering_key), self.queue_key, self.scheduled_key]
+        args: list[str | int] = [
+            f"{env.id}.{env.redrive_count}.", now_ms, wall_ms, self.step_ms, JOB_KEY_PREFIX, self.expiry_extra_ms
+        ]  # fmt: skip
+        if pipe is not None:
+            await self._release(keys=script_keys, args=args, client=pipe)
+            return None
+        result = await self._release(keys=script_keys, args=args)
+        return None if result is None else (result.decode() if isinstance(result, bytes) else str(result))
+
+    async def next_in_order(self, env: Envelope) -> str | None:
+        """The id of the job waiting right behind `env` in its ordering key's line, if `env` is its head."""
+        if env.ordering_key is None:
+            return None
+        raw: list[bytes] = await self.redis.lrange(keys.order(self.name, env.ordering_key), 0, 1)  # type: ignore[misc]
+        members = [m.decode() for m in raw]
+        if not members or not members[0].split(":", 2)[2].startswith(f"{env.id}.{env.redrive_count}."):
+            return None
+        return members[1].split(":", 2)[2].split(".")[0] if len(members) > 1 else None
 
     async def promote_due(self, limit: int = 1000) -> int:
         """Move every scheduled job whose time has come into the queue; returns how many moved."""

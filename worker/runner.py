@@ -91,9 +91,10 @@ class Runner:
             return await self._failed(env, exc)
         log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
         if self.pending_completions is not None and arq_job_id:
-            self.pending_completions[arq_job_id] = env
+            self.pending_completions[arq_job_id] = env  # counted (and its ordering key released) at finish
         else:
             await self.stats.completed(env)
+            await self.queue.release(env)
         return "completed"
 
     async def _deferred(self, env: Envelope, deferred: LimitDeferred) -> Outcome:
@@ -101,7 +102,9 @@ class Runner:
         again = env.model_copy(update={"deferrals": env.deferrals + 1, "limit_booking": deferred.booking})
         # A job with a booked slot jumps the queue when due: behind a backlog it would miss its slot.
         jump = BOOKED_QUEUE_PRIORITY if deferred.booking is not None else None
-        await self.queue.put([Scheduled(again, due_at=deferred.until, use_idempotency=False, queue_priority=jump)])
+        await self.queue.put(
+            [Scheduled(again, due_at=deferred.until, use_idempotency=False, queue_priority=jump, joins_order=False)]
+        )
         await self.stats.deferred(env)
         log.info(
             "job=%s type=%s attempt=%d outcome=deferred until=%.3f keys=%s",
@@ -126,7 +129,8 @@ class Runner:
                 "limit_booking": None,
             }
         )
-        await self.queue.put([Scheduled(retry, due_at=self.clock.now() + decision.delay_s, use_idempotency=False)])
+        due = self.clock.now() + decision.delay_s
+        await self.queue.put([Scheduled(retry, due_at=due, use_idempotency=False, joins_order=False)])
         await self.stats.retried(env, failure.error_class)
         log.warning(
             "job=%s type=%s attempt=%d outcome=retry class=%s status=%s graph_code=%s request_id=%s delay_s=%.3f",
@@ -136,8 +140,14 @@ class Runner:
         return "retry"
 
     async def _dead_letter(self, env: Envelope, failure: Failure, reason: str) -> Outcome:
-        entry = DeadLetterEntry.from_envelope(env, failure, reason=reason, at=utc(self.clock.now()))
+        # The entry names the job its ordering key releases; stored before the release, so a crash
+        # in between re-runs this job (the release is idempotent) instead of losing the entry.
+        released_next = await self.queue.next_in_order(env)
+        entry = DeadLetterEntry.from_envelope(
+            env, failure, reason=reason, at=utc(self.clock.now()), released_next=released_next
+        )
         await self.dlq.put(entry)
+        await self.queue.release(env)
         if await self.stats.dead_lettered(env, failure.error_class):
             log.error(
                 "job=%s type=%s attempt=%d outcome=dead_lettered class=%s status=%s graph_code=%s request_id=%s"

@@ -17,6 +17,11 @@ COMMON = [
     click.option("--priority", type=click.IntRange(1, 10), default=5, show_default=True, help="10 runs first."),
     click.option("--idempotency-key", default=None, help="A second enqueue with this key returns the first job's id."),
     click.option("--defer-s", type=click.FloatRange(min=0), default=None, help="Run no sooner than this many seconds."),
+    click.option(
+        "--ordering-key",
+        default=None,
+        help="Jobs with one key run one at a time, in enqueue order (default for Teams: the chat or channel).",
+    ),
 ]
 
 
@@ -27,14 +32,14 @@ def common_options(fn: Any) -> Any:
 
 
 async def _enqueue_one(
-    job_type: str, payload: dict[str, Any], priority: int, key: str | None, defer: float | None
+    job_type: str, payload: dict[str, Any], priority: int, key: str | None, defer: float | None, order: str | None
 ) -> None:
     from worker.client import GraphworksClient
 
     settings = settings_or_exit()
     async with opened_redis(settings) as redis:
         job_id = await GraphworksClient(redis, settings).enqueue(
-            job_type, payload, priority=priority, idempotency_key=key, defer_by=defer
+            job_type, payload, priority=priority, idempotency_key=key, defer_by=defer, ordering_key=order
         )
     click.echo(job_id)
 
@@ -70,7 +75,7 @@ async def enqueue(ctx: click.Context, jobs_file: TextIO | None) -> None:
     """Enqueue jobs; each prints its job id on stdout.
 
     With --file, each line is {"type": T, "payload": {...}} with optional priority,
-    idempotency_key and defer_s; the file is checked whole before anything is stored, and the
+    idempotency_key, defer_s and ordering_key; the file is checked whole before anything is stored, and the
     jobs go to Redis in pipelined batches.
     """
     if ctx.invoked_subcommand is not None:
@@ -100,13 +105,14 @@ async def enqueue(ctx: click.Context, jobs_file: TextIO | None) -> None:
 def teams_message(
     chat_id: str | None, team_id: str | None, channel_id: str | None, content: str, html: bool,
     sender: str | None, importance: str, priority: int, idempotency_key: str | None, defer_s: float | None,
+    ordering_key: str | None,
 ) -> None:  # fmt: skip
     """Post a Teams chat or channel message."""
     payload: dict[str, Any] = {"content": content, "importance": importance, "content_type": "html" if html else "text"}
     for name, value in (("chat_id", chat_id), ("team_id", team_id), ("channel_id", channel_id), ("sender", sender)):
         if value is not None:
             payload[name] = value
-    run_async(_enqueue_one)("teams_message", payload, priority, idempotency_key, defer_s)
+    run_async(_enqueue_one)("teams_message", payload, priority, idempotency_key, defer_s, ordering_key)
 
 
 @enqueue.command("mail")
@@ -120,11 +126,11 @@ def teams_message(
 @common_options
 def mail(
     mailbox: str, to: tuple[str, ...], cc: tuple[str, ...], bcc: tuple[str, ...], subject: str, body: str,
-    html: bool, priority: int, idempotency_key: str | None, defer_s: float | None,
+    html: bool, priority: int, idempotency_key: str | None, defer_s: float | None, ordering_key: str | None,
 ) -> None:  # fmt: skip
     """Send an Outlook mail with sendMail."""
     payload = {
         "mailbox": mailbox, "to": list(to), "cc": list(cc), "bcc": list(bcc),
         "subject": subject, "body": body, "body_type": "html" if html else "text",
     }  # fmt: skip
-    run_async(_enqueue_one)("mail", payload, priority, idempotency_key, defer_s)
+    run_async(_enqueue_one)("mail", payload, priority, idempotency_key, defer_s, ordering_key)

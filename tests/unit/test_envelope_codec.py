@@ -177,3 +177,30 @@ def test_serialize_is_compact_json_and_stringifies_the_rest() -> None:
     data = arq_adapter.serialize({"f": "x", "a": [T0]})
     assert data == b'{"f":"x","a":["2024-05-01 12:00:00+00:00"]}'
     assert json.loads(data)["a"] == [str(T0)]
+
+
+# --- job ids ----------------------------------------------------------------------------------
+
+
+def test_job_ids_sort_in_creation_order_within_a_millisecond_and_across_a_clock_step_back() -> None:
+    from graphworks_core.envelope import JobIds
+
+    now = [1_800_000_000_000]
+    ids_of = JobIds(now_ms=lambda: now[0])
+    made = [ids_of() for _ in range(5)]
+    now[0] -= 5_000  # the wall clock steps back five seconds
+    made += [ids_of() for _ in range(5)]
+    now[0] += 10_000
+    made.append(ids_of())
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in made)
+
+
+def test_job_ids_carry_over_a_full_millisecond() -> None:
+    from graphworks_core.envelope import JobIds
+
+    ids_of = JobIds(now_ms=lambda: 1_800_000_000_000)
+    made = [ids_of() for _ in range(70_000)]  # more than the 16-bit sequence holds
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)

@@ -31,6 +31,10 @@ class DeadLetterEntry(ErrorFields):
     payload: dict[str, Any] | str
     priority: int = 5
     idempotency_key: str | None = None
+    ordering_key: str | None = None
+    # The job of the same ordering key that was waiting for this one and went next when it was
+    # dead-lettered (None: no ordering key, or nothing was waiting).
+    released_next: str | None = None
     reason: str
     attempts: list[AttemptRecord] = Field(default_factory=list)
     created_at: datetime | None = None
@@ -43,7 +47,14 @@ class DeadLetterEntry(ErrorFields):
 
     @classmethod
     def from_envelope(
-        cls, env: Envelope, error: ErrorFields, *, reason: str, at: datetime, payload: str | None = None
+        cls,
+        env: Envelope,
+        error: ErrorFields,
+        *,
+        reason: str,
+        at: datetime,
+        payload: str | None = None,
+        released_next: str | None = None,
     ) -> DeadLetterEntry:
         """The entry for `env` failing finally with `error` at `at`; `payload`: the raw text of a
         job that could not be decoded, kept instead of the envelope's."""
@@ -56,6 +67,8 @@ class DeadLetterEntry(ErrorFields):
             payload=env.payload if payload is None else payload,
             priority=env.priority,
             idempotency_key=env.idempotency_key,
+            ordering_key=env.ordering_key,
+            released_next=released_next,
             reason=reason,
             attempts=history,
             created_at=env.created_at,
@@ -93,6 +106,7 @@ class DeadLetterEntry(ErrorFields):
             priority=self.priority,
             queue=self.queue,
             idempotency_key=self.idempotency_key,
+            ordering_key=self.ordering_key,
             created_at=self.created_at or self.first_failure_at,
             attempt=0,
             history=list(self.attempts),
