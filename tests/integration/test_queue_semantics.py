@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from graphsim.faults import Fault
 from graphworks_core import keys
 from graphworks_core.errors import ErrorClass
@@ -41,23 +43,46 @@ async def test_old_low_priority_job_is_not_starved(pipeline: Pipeline) -> None:
     assert await _next_for_arq(pipeline) == old
 
 
+async def _scheduled_ids(p: Pipeline) -> set[str]:
+    """Job ids in the scheduled zset (members `PP:<arq job id>`, the arq id `<job id>.<...>`)."""
+    return {m.split(":", 1)[1].split(".")[0] for m, _ in await p.scheduled()}
+
+
+async def _queued_ids(p: Pipeline) -> set[str]:
+    """Job ids in the queue zset (arq job ids `<job id>.<...>`), due or not."""
+    return {m.decode().split(".")[0] for m in await p.redis.zrange(p.runner.queue.queue_key, 0, -1)}
+
+
 async def test_idempotency_key_returns_the_first_job_while_pending_and_after_done(pipeline: Pipeline) -> None:
+    pipeline.worker.allow_pick_jobs = False  # no worker can take it: the second enqueue finds it pending
     first = await pipeline.client.send_mail(**MAIL, idempotency_key="order-42")
     again = await pipeline.client.send_mail(**MAIL, idempotency_key="order-42")
     assert again == first
+    assert await _queued_ids(pipeline) == {first}  # one job, still waiting in the queue
+    assert pipeline.graph_requests() == [] and await pipeline.completed() == 0
+    pipeline.worker.allow_pick_jobs = True
     await eventually(lambda: _eq(pipeline.completed(), 1), what="completion")
     after = await pipeline.client.send_mail(**MAIL, idempotency_key="order-42")
     assert after == first
+    assert await _queued_ids(pipeline) == set()  # nothing new enqueued after it was done
     assert len(pipeline.graph_requests()) == 1
 
 
 async def test_deferred_job_waits_for_its_time(pipeline: Pipeline) -> None:
-    await pipeline.client.send_mail(**MAIL, defer_by=30)
-    assert len(await pipeline.scheduled()) == 1
+    job_id = await pipeline.client.send_mail(**MAIL, defer_by=30)
+    ((_, due),) = await pipeline.scheduled()
+    assert due == pytest.approx(pipeline.clock.now() + 30, abs=0.001)  # stored in ms
+    assert await _scheduled_ids(pipeline) == {job_id} and await _queued_ids(pipeline) == set()
     pipeline.clock.advance(29.9)
-    assert await pipeline.runner.queue.promote_due() == 0
+    # A promotion at this clock, ours, finished before the checks (the worker's promoter may run
+    # too, on the same clock): the job is still scheduled, not in the queue, and nothing was sent.
+    await pipeline.runner.queue.promote_due()
+    assert await _scheduled_ids(pipeline) == {job_id}, "promoted before its time"
+    assert await _queued_ids(pipeline) == set()
+    assert pipeline.graph_requests() == []
     pipeline.clock.advance(0.1)
     await eventually(lambda: _eq(pipeline.completed(), 1), what="the deferred job to run")
+    assert await _scheduled_ids(pipeline) == set()
 
 
 async def test_poison_job_is_dead_lettered_as_undecodable_and_the_worker_goes_on(pipeline: Pipeline) -> None:

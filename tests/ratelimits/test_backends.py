@@ -63,7 +63,8 @@ async def test_long_wait_defers_with_a_booked_slot_that_is_used_not_charged_agai
         await go_at(limiter, clock, "POST", url)
     assert second.value.booking is not None and third.value.booking is not None
     assert (second.value.booking.at, third.value.booking.at) == (T0 + 1, T0 + 2)
-    assert second.value.until == pytest.approx(T0 + 0.75)  # due a little early, then sleeps to its slot
+    # due a little early (half of max_wait here, less than DEFER_LEAD_S), then sleeps to its slot
+    assert second.value.until == pytest.approx(T0 + 0.75, abs=1e-6)
     assert "teams.chat:19:a" in second.value.keys
 
     clock.set(second.value.until)
@@ -73,6 +74,19 @@ async def test_long_wait_defers_with_a_booked_slot_that_is_used_not_charged_agai
     with pytest.raises(LimitDeferred) as fourth:
         await go_at(limiter, clock, "POST", url)
     assert fourth.value.booking is not None and fourth.value.booking.at == T0 + 3
+
+
+async def test_a_deferral_under_a_long_max_wait_is_due_defer_lead_before_its_slot(
+    make_limiter: MakeLimiter, clock: FakeClock
+) -> None:
+    """With max_wait_s / 2 above DEFER_LEAD_S, the job is due DEFER_LEAD_S (1 s) before its slot."""
+    limiter = make_limiter({"teams.chat": {"rate": 1, "per_s": 4}}, max_wait_s=3)
+    url = CHAT.format("19:a")  # one per 4 s: the second waits 4 s, more than max_wait_s
+    assert await go_at(limiter, clock, "POST", url) == 0
+    with pytest.raises(LimitDeferred) as second:
+        await go_at(limiter, clock, "POST", url)
+    assert second.value.booking is not None and second.value.booking.at == T0 + 4
+    assert second.value.until == pytest.approx(T0 + 3, abs=1e-6)
 
 
 async def test_a_booking_that_comes_back_late_is_paced_afresh(make_limiter: MakeLimiter, clock: FakeClock) -> None:
@@ -142,7 +156,7 @@ async def test_429_cools_only_that_scope_for_every_caller_and_lifts_exactly_on_t
         await permit.throttled(None)  # no Retry-After: cooldown_default_s (5)
     with pytest.raises(LimitDeferred) as deferred:
         await go_at(short, clock, "POST", CHAT.format("19:a"))
-    assert deferred.value.until == pytest.approx(clock.now() + 5) and deferred.value.booking is None
+    assert deferred.value.until == pytest.approx(clock.now() + 5, abs=1e-6) and deferred.value.booking is None
     # the tenant-wide key does not cool: other chats keep going
     assert await go_at(short, clock, "POST", CHAT.format("19:b")) == pytest.approx(clock.now() - T0)
 

@@ -3,6 +3,8 @@ status mapping, sync item versions and removals."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 import httpx
@@ -83,7 +85,11 @@ async def test_http_sink_signs_the_exact_body_and_maps_statuses() -> None:
     await sink.send(records)
     body = seen[0].content
     assert json.loads(body) == {"items": [{"id": "1"}, {"id": "2"}]}
+    # HMAC-SHA256 of the exact body bytes, computed here rather than with the module's own sign()
+    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert seen[0].headers[SIGNATURE_HEADER] == expected
     assert verify_signature(body, seen[0].headers[SIGNATURE_HEADER], "s3cret")
+    assert not verify_signature(body, "sha256=" + hmac.new(b"s3cret", body, hashlib.sha1).hexdigest(), "s3cret")
     assert not verify_signature(body + b" ", seen[0].headers[SIGNATURE_HEADER], "s3cret")
     assert not verify_signature(body, seen[0].headers[SIGNATURE_HEADER], "other")
     with pytest.raises(SinkUnavailable):  # retried with backoff (network class)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -34,9 +35,14 @@ async def test_validation_handshake_echoes_the_decoded_token(receiver: Receiving
     assert r.text == token
 
 
-async def test_bad_input_is_refused_counted_and_never_reaches_redis(receiver: Receiving, redis: aioredis.Redis) -> None:
+async def test_bad_input_is_refused_counted_and_never_reaches_redis(
+    receiver: Receiving, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = receiver.notify_url
     limit = receiver.settings.webhook_max_body_bytes
+    # The counters' background flush (started by the first request, every FLUSH_EVERY_S) would add
+    # its own commands to the count on a slow run: keep it from firing here and flush by hand below.
+    monkeypatch.setattr("webhooks.app.FLUSH_EVERY_S", 3600.0)
     before = await commands_processed(redis)
     async with httpx.AsyncClient() as http:
         malformed = await http.post(url, content=b'{"value": [', headers={"Content-Type": "application/json"})
@@ -56,6 +62,67 @@ async def test_bad_input_is_refused_counted_and_never_reaches_redis(receiver: Re
     assert totals[c.REJECTED_VALIDATION_TOKEN] == 1
     assert totals[c.REJECTED_TOO_LARGE] == 1
     assert totals[c.RECEIVED] == 0
+    # Only the flush, driven here, writes the rejections to Redis.
+    assert await c.read(redis) == {}
+    assert await receiver.app.counters.flush(redis)
+    assert (await c.read(redis))[c.REJECTED_MALFORMED_JSON] == 2
+
+
+BOUNDARY_LIMIT = 64 * 1024
+
+
+@pytest.fixture
+def small_receiver(redis: aioredis.Redis, redis_url: str, graphsim: SimServer, key_dir: Path) -> Iterator[Receiving]:
+    """The receiver over HTTP with a 64 KiB body limit (a body at the limit is quick to send)."""
+    settings = webhook_settings(redis_url, graphsim, key_dir, webhook_max_body_bytes=BOUNDARY_LIMIT)
+    app = ReceiverApp(settings)
+    server = receiver_server(app)
+    try:
+        yield Receiving(server.url, app, settings)
+    finally:
+        server.stop()
+
+
+def _delivery_of_size(item_: dict[str, object], size: int) -> bytes:
+    """A delivery of `item_` padded with JSON whitespace to exactly `size` bytes."""
+    body = json.dumps({"value": [item_]}).encode()
+    assert len(body) < size
+    return body + b" " * (size - len(body))
+
+
+async def _pieces(body: bytes, piece: int = 4096) -> AsyncIterator[bytes]:
+    """`body` as an async stream: httpx sends it chunked, with no Content-Length."""
+    for start in range(0, len(body), piece):
+        yield body[start : start + piece]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize(("over", "status"), [(0, 202), (1, 413)])
+async def test_a_body_of_exactly_the_limit_is_taken_and_one_byte_more_is_413(
+    small_receiver: Receiving, redis: aioredis.Redis, framing: str, over: int, status: int
+) -> None:
+    limit = small_receiver.settings.webhook_max_body_bytes
+    assert limit == BOUNDARY_LIMIT
+    secret = await register(redis, "sub-a")
+    body = _delivery_of_size(item("sub-a", secret), limit + over)
+    assert len(body) == limit + over
+    content = body if framing == "content-length" else _pieces(body)
+    async with httpx.AsyncClient() as http:
+        r = await http.post(small_receiver.notify_url, content=content, headers={"Content-Type": "application/json"})
+    sent_as = r.request.headers
+    if framing == "chunked":
+        assert sent_as.get("transfer-encoding") == "chunked" and "content-length" not in sent_as
+    else:
+        assert sent_as["content-length"] == str(limit + over)
+    assert r.status_code == status, r.text
+    totals = small_receiver.app.counters.totals
+    if status == 202:  # read in full and stored
+        (job,) = await queued(redis)
+        assert [i["subscriptionId"] for i in job.payload["items"]] == ["sub-a"]
+        assert (totals[c.ACCEPTED], totals[c.REJECTED_TOO_LARGE]) == (1, 0)
+    else:
+        assert await queued(redis) == []
+        assert (totals[c.RECEIVED], totals[c.REJECTED_TOO_LARGE]) == (0, 1)
 
 
 def _chunked_upload(port: int, limit: int) -> tuple[str, int]:

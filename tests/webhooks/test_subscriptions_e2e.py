@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -17,7 +18,8 @@ from starlette.types import Receive, Scope, Send
 from graphsim.server import SimServer
 from graphworks_core import keys
 from graphworks_core.errors import GraphHTTPError
-from graphworks_core.payloads import Notification
+from graphworks_core.payloads import Notification, Sync
+from processors.parts.sync_targets import target_for
 from tests.integration.conftest import Pipeline, eventually
 from tests.webhooks.conftest import Receiving, manager_for, receiver_server
 from tests.webhooks.helpers import queued
@@ -123,7 +125,8 @@ async def test_lifecycle_events_do_what_graph_prescribes(notif_pipeline: Pipelin
 
     assert (await _fire(pipe.sim, f"{record.id}/lifecycle", {"event": "missed"}))["status"] == 202
     await eventually(lambda: _completed(pipe, "notification", 2), what="missed handled")
-    assert await _sync_enqueued(pipe, "mail", "u-1")
+    inbox = Sync(resource="mail", owner="u-1", folder="inbox")
+    await eventually(lambda: _sync_enqueued(pipe, inbox), what="a sync of u-1's inbox")
 
     assert (await _fire(pipe.sim, f"{record.id}/lifecycle", {"event": "subscriptionRemoved"}))["status"] == 202
     await eventually(lambda: _completed(pipe, "notification", 3), what="removal handled")
@@ -133,14 +136,25 @@ async def test_lifecycle_events_do_what_graph_prescribes(notif_pipeline: Pipelin
     assert len([r for r in pipe.sim.state.requests() if r.method == "POST" and r.path == "/subscriptions"]) == 2
 
 
-async def _sync_enqueued(pipe: Pipeline, kind: str, owner: str) -> bool:
-    """A sync job for (kind, owner) is queued, or (with the sync processor registered) already ran."""
-    if any(j.type == "sync" and (j.payload["resource"], j.payload["owner"]) == (kind, owner)
-           for j in await queued(pipe.redis)):  # fmt: skip
+async def _sync_enqueued(pipe: Pipeline, expected: Sync) -> bool:
+    """The sync job of `expected`'s collection (resource, owner, folder, channel) is queued,
+    dead-lettered, or (the sync processor is registered) ran: graphsim saw that collection's delta query."""
+
+    def same(payload: object) -> bool:
+        if not isinstance(payload, dict):
+            return False
+        got = Sync.model_validate(payload)
+        return (got.resource, got.owner, got.folder, got.channel_id) == (
+            expected.resource, expected.owner, expected.folder, expected.channel_id,
+        )  # fmt: skip
+
+    if any(j.type == "sync" and same(j.payload) for j in await queued(pipe.redis)):
         return True
-    if any(e.type == "sync" and e.payload.get("owner") == owner for e in await pipe.dead_letters()):
+    if any(e.type == "sync" and same(e.payload) for e in await pipe.dead_letters()):
         return True
-    return bool((await pipe.stats.snapshot()).by_type.get("sync"))
+    delta_url = target_for(expected, pipe.sim.base_url).initial_url
+    delta_path = unquote(urlsplit(delta_url).path).removeprefix(urlsplit(pipe.sim.base_url).path)
+    return any(r.method == "GET" and r.path == delta_path for r in pipe.sim.state.requests())
 
 
 async def test_rich_notifications_are_verified_and_decrypted_by_the_processor(
@@ -191,7 +205,8 @@ async def test_renewal_cron_renews_and_recreates(notif_pipeline: Pipeline, recei
     by_id = {r.id: r for r in await SubscriptionRegistry(pipe.redis).all()}
     assert by_id[kept.id].expiration > kept.expiration
     assert lapsed.id not in by_id and result["recreated"][lapsed.id] in by_id
-    assert await _sync_enqueued(pipe, "channel_messages", "t-1")
+    channel = Sync(resource="channel_messages", owner="t-1", channel_id="19:c")
+    await eventually(lambda: _sync_enqueued(pipe, channel), what="a sync of channel 19:c of team t-1")
 
     names = [job.name for job in pipe.worker.cron_jobs]
     assert "renew_subscriptions" in names
