@@ -3,7 +3,8 @@
     GraphworksError
     ├── ConfigError              a setting or the TOML file is wrong (names the setting)
     ├── EnqueueError             a job was refused at enqueue; nothing was stored
-    │   └── PayloadInvalid       the payload failed its model (names the field)
+    │   ├── PayloadInvalid       the payload failed its model (names the field)
+    │   └── QueueUnavailable     Redis did not answer within REDIS_ENQUEUE_TIMEOUT_S
     └── JobFailure               raised while running a job; the runner classifies it
         ├── GraphHTTPError       Graph answered non-2xx: status, graph_code, request_id, retry_after_s
         ├── NetworkError         connect/read errors, resets, DNS
@@ -51,6 +52,20 @@ class PayloadInvalid(EnqueueError):
         self.job_type = job_type
         self.problems = problems
         super().__init__(f"invalid {job_type} payload: " + "; ".join(problems))
+
+
+class QueueUnavailable(EnqueueError):
+    """Redis did not answer an enqueue in time. The job may or may not be stored (a reply can be
+    lost after the write): enqueue again with the same idempotency key to be sure of one job."""
+
+    def __init__(self, url: str, timeout_s: float, cause: BaseException | None) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        why = f"{type(cause).__name__}: {cause}" if cause is not None and str(cause) else "no answer"
+        super().__init__(
+            f"Redis at {url} did not take the enqueue within {timeout_s:g} s ({why}); the job may not be "
+            "stored: enqueue it again (with an idempotency key, a second enqueue cannot make two jobs)"
+        )
 
 
 class JobFailure(GraphworksError):

@@ -33,6 +33,14 @@ def final_marker(job_id: str, redrive_count: int) -> str:
 
 STATS = f"{PREFIX}stats"
 
+WORKERS = f"{PREFIX}workers"  # set: ids of workers that have announced themselves (pruned by readers)
+
+
+def worker(worker_id: str) -> str:
+    """One worker's liveness record (JSON), expiring one lease after its last heartbeat."""
+    return f"{PREFIX}worker:{worker_id}"
+
+
 DLQ_ENTRIES = f"{PREFIX}dlq:entries"  # hash: entry id -> entry JSON
 DLQ_INDEX = f"{PREFIX}dlq:index"  # zset: entry id by last_failure_at (epoch seconds)
 

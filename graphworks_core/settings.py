@@ -35,8 +35,11 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(100, ge=1, le=10_000)
     worker_poll_delay_s: float = Field(0.01, gt=0, le=10)
     worker_job_timeout_s: float = Field(300.0, gt=0)
-    worker_in_progress_margin_s: float = Field(
-        10.0, gt=0, description="a dead worker's job re-runs this long after its timeout"
+    worker_lease_s: float = Field(
+        30.0, ge=1, description="a running job's lease, renewed by its worker; a dead worker's jobs rerun after it"
+    )
+    worker_shutdown_grace_s: float = Field(
+        25.0, ge=0, description="SIGTERM: running jobs get this long to finish, then go back to the queue"
     )
     worker_max_job_runs: int = Field(
         5, ge=1, description="runs of one attempt (worker deaths) before it is dead-lettered"
@@ -46,6 +49,13 @@ class Settings(BaseSettings):
     queue_priority_step_s: float = Field(60.0, gt=0, description="head start per priority level; bounds starvation")
     idempotency_ttl_s: int = Field(86_400, ge=1)
     job_expiry_extra_s: float = Field(86_400.0, gt=0, description="how long a queued job key outlives its due time")
+
+    # Redis connections (graphworks_core/connections.py): every component's, never redis-py's defaults.
+    redis_socket_timeout_s: float = Field(5.0, gt=0, description="a command without an answer fails after this")
+    redis_connect_timeout_s: float = Field(2.0, gt=0)
+    redis_enqueue_timeout_s: float = Field(
+        10.0, gt=0, description="an enqueue raises QueueUnavailable after this long without Redis"
+    )
 
     # Webhook receiver and subscriptions (webhooks/); see README's settings table.
     webhook_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger deliveries get 413")
@@ -124,6 +134,8 @@ class Settings(BaseSettings):
     def _timeouts_nest(self) -> Settings:
         if self.graph_call_timeout_s >= self.worker_job_timeout_s:
             raise ValueError("GRAPH_CALL_TIMEOUT_S must be below WORKER_JOB_TIMEOUT_S, so our timeout fires first")
+        if self.redis_socket_timeout_s >= self.worker_lease_s:
+            raise ValueError("REDIS_SOCKET_TIMEOUT_S must be below WORKER_LEASE_S, or one slow renewal loses a lease")
         return self
 
     @property

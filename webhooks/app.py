@@ -89,9 +89,7 @@ class ReceiverApp:
         if redis is None:
             if not settings.redis_url:
                 raise ValueError("REDIS_URL is not set: the receiver stores notifications as jobs there")
-            # Fail fast when Redis is down, so the 503 comes well inside Graph's 3 s. No socket_timeout:
-            # the receiver's own deadline bounds every call (redis-py's would add a wait_for per read).
-            redis = receiver_redis(settings.redis_url, settings.webhook_persist_deadline_s)
+            redis = receiver_redis(settings)
         self.redis = redis
         self.counters = Counters()
         queue = JobQueue.from_settings(settings, redis, clock or SystemClock())

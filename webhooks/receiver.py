@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from graphworks_core.envelope import PRIORITY_DEFAULT
+from graphworks_core.outage import Outage
 from webhooks.batching import GroupWriter
 from webhooks.tokens import JwksUnavailable, TokenValidator
 from webhooks.validation import Delivery
@@ -61,6 +62,7 @@ class Receiver:
     cache_s: float = 5.0
     _cache: dict[str, tuple[SubscriptionRecord, float]] = field(default_factory=dict)
     writer: GroupWriter = field(init=False)
+    outage: Outage = field(default_factory=lambda: Outage(log, "receiver"))
 
     def __post_init__(self) -> None:
         self.writer = GroupWriter(self.queue)
@@ -73,8 +75,12 @@ class Receiver:
                 outcome = await self._check_and_store(delivery)
         except (TimeoutError, aioredis.RedisError, OSError, JwksUnavailable) as exc:
             self.counters.add(c.UNAVAILABLE)
-            log.warning("delivery not persisted (%s): answering 503", type(exc).__name__)
+            if isinstance(exc, JwksUnavailable):
+                log.warning("delivery not persisted (%s): answering 503", type(exc).__name__)
+            else:
+                self.outage.failed(exc)  # one warning per outage, not one per delivery
             raise Unavailable(type(exc).__name__) from exc
+        self.outage.ok()
         self.counters.add(c.ACCEPTED, outcome.accepted)
         for reason, n in outcome.dropped.items():
             self.counters.add(reason, n)

@@ -12,6 +12,9 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 
+from graphworks_core.connections import redis_client
+from graphworks_core.settings import Settings
+
 
 class HiredisPackingConnection(Connection):
     def pack_command(self, *args: Any) -> list[bytes]:
@@ -23,9 +26,14 @@ class HiredisPackingConnection(Connection):
         return [hiredis.pack_command(args)]
 
 
-def receiver_redis(url: str, connect_timeout_s: float) -> aioredis.Redis:
-    options: dict[str, Any] = {"socket_connect_timeout": connect_timeout_s}
-    if hasattr(hiredis, "pack_command"):  # else an old hiredis: redis-py's own packer
-        options["connection_class"] = HiredisPackingConnection
-    redis: aioredis.Redis = aioredis.Redis.from_url(url, **options)
-    return redis
+def receiver_redis(settings: Settings) -> aioredis.Redis:
+    """Keepalive and a retry with backoff like every component's; no socket timeout and a connect
+    timeout of the persist deadline: that deadline bounds every call, so the 503 comes well
+    inside Graph's 3 s."""
+    return redis_client(
+        settings,
+        retries=1,
+        connection_class=HiredisPackingConnection if hasattr(hiredis, "pack_command") else None,
+        socket_timeout=False,
+        connect_timeout_s=settings.webhook_persist_deadline_s,
+    )

@@ -10,7 +10,9 @@ What we take from arq, and how:
   success costs one round trip, not two. It replaces an upstream method that is not a documented
   hook, so pyproject.toml pins arq's minor version and tests/unit/test_arq_adapter.py fails when
   upstream's `finish_job` changes from the one this override was written against;
-- `in_progress_timeout_s`, set after arq's constructor (a dead worker's job re-runs once it lapses).
+- `in_progress_timeout_s`, set after arq's constructor to WORKER_LEASE_S: the lease, renewed by
+  our heartbeat while the job runs (a dead worker's job re-runs once it lapses);
+- `allow_pick_jobs`, which arq's SIGTERM handler clears: how finish_job tells a hand-back.
 
 Promotion of due retries and the burst mode that also waits for them run beside arq's `main()`,
 not inside a copy of it.
@@ -22,9 +24,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -35,8 +38,11 @@ from arq.cron import CronJob, cron
 from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import func
 
+from graphworks_core.connections import UNREACHABLE
 from graphworks_core.envelope import Envelope
+from graphworks_core.outage import Backoff, Outage
 from graphworks_core.settings import Settings
+from worker.liveness import announce, new_worker_info, retire
 
 log = logging.getLogger("graphworks.worker")
 
@@ -145,7 +151,17 @@ def cron_job(fn: WorkerCoroutine, *, name: str, every_min: int) -> CronJob:
 
 
 class GraphworksWorker(Worker):
-    """arq's Worker running every job through `runner`, with our JSON codec and settings."""
+    """arq's Worker running every job through `runner`, with our JSON codec and settings, plus:
+
+    - leases: a running job's in-progress key lives WORKER_LEASE_S and is renewed every third of
+      it while the job runs, so a SIGKILLed worker's jobs start again within one lease however
+      long their timeout, and a live worker's long job is never started twice;
+    - liveness: the same heartbeat writes this worker's record (worker/liveness.py);
+    - shutdown: SIGTERM stops taking jobs, gives running ones WORKER_SHUTDOWN_GRACE_S, then hands
+      the rest back (in-progress key deleted, arq's run count given back: no attempt spent);
+    - Redis outages: the poll loop, promotion, heartbeat and finish survive connection errors,
+      back off and reconnect; an outcome reached meanwhile is recorded once Redis is back.
+    """
 
     def __init__(
         self,
@@ -157,6 +173,8 @@ class GraphworksWorker(Worker):
         **kwargs: Any,
     ) -> None:
         settings = runner.settings
+        self._user_startup = on_startup
+        self._started_up = False
         super().__init__(
             functions=[func(graphworks_job, name=RUNNER_FUNCTION, max_tries=10_000)],
             queue_name=runner.queue.queue_key,
@@ -168,7 +186,7 @@ class GraphworksWorker(Worker):
             ),
             cron_jobs=list(cron_jobs) or None,
             burst=False,  # arq's burst ends with its queue zset empty; ours waits for scheduled retries too
-            on_startup=on_startup,
+            on_startup=self._startup_once,
             max_jobs=settings.worker_max_jobs,
             job_timeout=settings.worker_job_timeout_s,
             keep_result=0,
@@ -176,16 +194,32 @@ class GraphworksWorker(Worker):
             job_serializer=serialize,
             job_deserializer=deserialize,
             ctx={"runner": runner},
-            # On SIGTERM/SIGINT, let running jobs finish (up to their timeout) instead of cancelling them.
-            job_completion_wait=int(settings.worker_job_timeout_s),
+            # SIGTERM/SIGINT: arq stops taking jobs and waits this long for running ones, then
+            # cancels them; finish_job below hands each back to the queue.
+            job_completion_wait=math.ceil(settings.worker_shutdown_grace_s),
             **kwargs,
         )
-        # arq re-runs a dead worker's job once its in-progress key expires: job timeout + this margin.
-        self.in_progress_timeout_s = settings.worker_job_timeout_s + settings.worker_in_progress_margin_s
+        # arq marks a job in progress for this long; the heartbeat renews it while the job runs.
+        self.in_progress_timeout_s = settings.worker_lease_s
         self.runner = runner
         runner.pending_completions = {}
         self.graphworks_burst = burst
+        self.info = new_worker_info()
+        self.outage = Outage(log, "worker")
+        self.handed_back = 0
+        self._lease_ms = int(settings.worker_lease_s * 1000)
+        self._beat_every_s = settings.worker_lease_s / 3
         self._promote_every_s = settings.worker_promote_interval_s
+
+    async def _startup_once(self, ctx: dict[str, Any]) -> None:
+        # arq runs on_startup each time main() starts; after an outage main() starts again.
+        if not self._started_up and self._user_startup is not None:
+            await self._user_startup(ctx)
+        self._started_up = True
+
+    @property
+    def shutting_down(self) -> bool:
+        return not self.allow_pick_jobs
 
     async def finish_job(
         self,
@@ -197,9 +231,40 @@ class GraphworksWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
-        """arq 0.28's finish_job, plus the runner's count-once completion and the release of the
-        job's ordering key in the same MULTI."""
+        """arq 0.28's finish_job, plus, in the same MULTI: the runner's count-once completion, the
+        release of the job's ordering key, and on shutdown the run given back. Retried through a
+        Redis outage until it lands, so an outcome reached meanwhile is recorded once."""
         completed = self.runner.pending_completions.pop(job_id, None) if self.runner.pending_completions else None
+        handed_back = not finish and incr_score is None and self.shutting_down
+        backoff = Backoff()
+        while True:
+            try:
+                await self._finish(
+                    job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score,
+                    keep_in_progress, completed, handed_back,
+                )  # fmt: skip
+            except UNREACHABLE as exc:
+                self.outage.failed(exc)
+                await asyncio.sleep(backoff.next())
+                continue
+            self.outage.ok()
+            break
+        if handed_back:
+            self.handed_back += 1
+            log.info("job=%s handed back to the queue on shutdown (no attempt spent)", job_id.split(".")[0])
+
+    async def _finish(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+        completed: Envelope | None,
+        handed_back: bool,
+    ) -> None:
         async with self.pool.pipeline(transaction=True) as tr:
             delete_keys = []
             in_progress_key = in_progress_key_prefix + job_id
@@ -216,6 +281,8 @@ class GraphworksWorker(Worker):
                 tr.zrem(self.queue_name, job_id)
             elif incr_score:
                 tr.zincrby(self.queue_name, incr_score, job_id)
+            if handed_back:
+                tr.decr(retry_key_prefix + job_id)  # this run does not count towards WORKER_MAX_JOB_RUNS
             if delete_keys:
                 tr.delete(*delete_keys)
             if completed is not None:
@@ -231,26 +298,84 @@ class GraphworksWorker(Worker):
         return queued == 0 and scheduled == 0
 
     async def main(self) -> None:
-        """arq's main loop, with due retries promoted beside it; in burst mode, until drained."""
-        log.info("worker starting: queue=%s burst=%s", self.queue_name, self.graphworks_burst)
-        promoter = asyncio.create_task(self._promote_due_forever())
-        arq_main = asyncio.create_task(super().main())
+        """arq's main loop, with promotion and the heartbeat beside it; in burst mode, until
+        drained. A Redis outage that stops arq's loop restarts it once Redis answers again."""
+        log.info(
+            "worker starting: id=%s queue=%s burst=%s lease_s=%s",
+            self.info.id, self.queue_name, self.graphworks_burst, self._lease_ms / 1000,
+        )  # fmt: skip
+        helpers = [asyncio.create_task(self._promote_due_forever()), asyncio.create_task(self._heartbeat_forever())]
         try:
-            if self.graphworks_burst:
-                await self._until_drained(arq_main)
-            else:
-                await arq_main
+            while True:
+                arq_main = asyncio.create_task(super().main())
+                try:
+                    if self.graphworks_burst:
+                        await self._until_drained(arq_main)
+                    else:
+                        await arq_main
+                    return
+                except UNREACHABLE as exc:
+                    self.outage.failed(exc)
+                    await self._until_redis_answers()
+                finally:
+                    arq_main.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, *UNREACHABLE):
+                        await arq_main
         finally:
-            for task in (promoter, arq_main):
+            for task in helpers:
                 task.cancel()
-            for task in (promoter, arq_main):
+            for task in helpers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            with contextlib.suppress(*UNREACHABLE):
+                await retire(self.pool, self.info.id)
+
+    async def _until_redis_answers(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await self.pool.ping()
+            except UNREACHABLE as exc:
+                self.outage.failed(exc)
+                await asyncio.sleep(backoff.next())
+            else:
+                self.outage.ok()
+                return
 
     async def _promote_due_forever(self) -> None:
+        backoff = Backoff()
         while True:
-            await self.runner.queue.promote_due()
+            try:
+                await self.runner.queue.promote_due()
+            except UNREACHABLE as exc:
+                self.outage.failed(exc)
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
             await asyncio.sleep(self._promote_every_s)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            try:
+                await self.heartbeat()
+            except UNREACHABLE as exc:
+                self.outage.failed(exc)
+            await asyncio.sleep(self._beat_every_s)
+
+    async def heartbeat(self) -> None:
+        """Renew the lease of every job this worker is running, and its liveness record, in one
+        round trip (one PEXPIRE per job running longer than a third of a lease, plus two)."""
+        running = [job_id for job_id, task in self.tasks.items() if not task.done()]
+        self.info.last_seen_at = datetime.now(UTC)
+        self.info.running = len(running)
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for job_id in running:
+                pipe.pexpire(in_progress_key_prefix + job_id, self._lease_ms)
+            announce(pipe, self.info, ttl_s=self._lease_ms / 1000)
+            renewed = await pipe.execute()
+        for job_id, ok in zip(running, renewed, strict=False):
+            if not ok and not self.tasks[job_id].done():
+                log.warning("job=%s lease lost (its in-progress key had expired): another worker may run it", job_id)
 
     async def _until_drained(self, arq_main: asyncio.Task[None]) -> None:
         while not arq_main.done():

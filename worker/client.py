@@ -8,6 +8,7 @@ A payload that fails its model raises PayloadInvalid naming the field; nothing i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -18,8 +19,9 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from graphworks_core.clock import Clock, SystemClock
+from graphworks_core.connections import UNREACHABLE, display_url, redis_client
 from graphworks_core.envelope import ORDERING_KEY_MAX_CHARS, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
-from graphworks_core.errors import ConfigError, EnqueueError, PayloadInvalid
+from graphworks_core.errors import ConfigError, EnqueueError, PayloadInvalid, QueueUnavailable
 from graphworks_core.payloads import (
     PAYLOAD_MODELS,
     Attachment,
@@ -33,7 +35,7 @@ from graphworks_core.payloads import (
 from graphworks_core.settings import Settings, load_settings
 from worker.queue import JobQueue, Scheduled
 
-__all__ = ["EnqueueError", "GraphworksClient", "JobRequest", "PayloadInvalid", "validate_payload"]
+__all__ = ["EnqueueError", "GraphworksClient", "JobRequest", "PayloadInvalid", "QueueUnavailable", "validate_payload"]
 
 
 class JobRequest(BaseModel):
@@ -78,7 +80,8 @@ class GraphworksClient:
         settings = settings or load_settings()
         if not settings.redis_url:
             raise ConfigError("REDIS_URL is not set: the client needs the Redis the workers use")
-        client = cls(aioredis.Redis.from_url(settings.redis_url), settings)
+        # Retries within a command until REDIS_ENQUEUE_TIMEOUT_S, then QueueUnavailable (enqueue).
+        client = cls(redis_client(settings, retries=-1), settings)
         client._owns_redis = True
         return client
 
@@ -155,7 +158,7 @@ class GraphworksClient:
             defer_until=defer_until,
             ordering_key=ordering_key,
         )
-        return (await self.queue.put([job]))[0]
+        return (await self._put([job]))[0]
 
     async def enqueue_many(self, requests: Iterable[JobRequest], *, chunk: int = 1000) -> list[str]:
         """Validate every job first (one bad job: nothing is stored), then store in pipelined chunks."""
@@ -177,8 +180,19 @@ class GraphworksClient:
                 raise EnqueueError(f"job {i + 1}: {exc}") from exc
         ids: list[str] = []
         for start in range(0, len(jobs), chunk):
-            ids.extend(await self.queue.put(jobs[start : start + chunk]))
+            ids.extend(await self._put(jobs[start : start + chunk]))
         return ids
+
+    async def _put(self, jobs: list[Scheduled]) -> list[str]:
+        """Store jobs, or raise QueueUnavailable once Redis has not answered for REDIS_ENQUEUE_TIMEOUT_S."""
+        timeout_s = self.settings.redis_enqueue_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self.queue.put(jobs)
+        except TimeoutError as exc:
+            raise QueueUnavailable(display_url(self.settings.redis_url), timeout_s, None) from exc
+        except UNREACHABLE as exc:
+            raise QueueUnavailable(display_url(self.settings.redis_url), timeout_s, exc) from exc
 
     async def send_teams_message(self, payload: TeamsMessage | None = None, /, **opts: Any) -> str:
         return await self._typed("teams_message", TeamsMessage, payload, opts)

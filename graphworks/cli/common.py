@@ -33,12 +33,11 @@ def settings_or_exit() -> Settings:
 
 
 def redis_from(settings: Settings) -> aioredis.Redis:
-    import redis.asyncio as aioredis
+    from graphworks_core.connections import redis_client
 
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: name the Redis the workers use (redis://host:port/db)")
-    redis: aioredis.Redis = aioredis.Redis.from_url(settings.redis_url)
-    return redis
+    return redis_client(settings)
 
 
 def run_async(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

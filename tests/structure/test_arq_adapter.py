@@ -40,3 +40,10 @@ def test_arq_still_reads_the_in_progress_timeout_we_set() -> None:
     # The adapter sets in_progress_timeout_s after arq's constructor; arq must still use it when it
     # marks a job in progress, or a dead worker's jobs would wait arq's own default instead.
     assert "self.in_progress_timeout_s" in inspect.getsource(arq.worker.Worker.start_jobs)
+
+
+def test_arqs_sigterm_handler_still_stops_taking_jobs_by_allow_pick_jobs() -> None:
+    # finish_job tells a shutdown hand-back by allow_pick_jobs, which this handler clears.
+    source = inspect.getsource(arq.worker.Worker.handle_sig_wait_for_completion)
+    assert "self.allow_pick_jobs = False" in source
+    assert "t.cancel()" in inspect.getsource(arq.worker.Worker._wait_for_tasks_to_complete)

@@ -46,6 +46,7 @@ def test_the_public_surface() -> None:
         "GraphworksClient",
         "JobRequest",
         "PayloadInvalid",
+        "QueueUnavailable",
         "validate_payload",
     ]
     for name in worker.client.__all__:
