@@ -12,7 +12,8 @@ What we take from arq, and how:
   upstream's `finish_job` changes from the one this override was written against;
 - `in_progress_timeout_s`, set after arq's constructor to WORKER_LEASE_S: the lease, renewed by
   our heartbeat while the job runs (a dead worker's job re-runs once it lapses);
-- `allow_pick_jobs`, which arq's SIGTERM handler clears: how finish_job tells a hand-back.
+- `allow_pick_jobs`, which arq's SIGTERM handler clears: how finish_job tells a hand-back;
+- `sem` and `job_counter`, given back after an outage interrupted arq's start_jobs mid-way.
 
 Promotion of due retries and the burst mode that also waits for them run beside arq's `main()`,
 not inside a copy of it.
@@ -207,6 +208,7 @@ class GraphworksWorker(Worker):
         self.info = new_worker_info()
         self.outage = Outage(log, "worker")
         self.handed_back = 0
+        self.beats = 0  # heartbeats that reached Redis
         self._lease_ms = int(settings.worker_lease_s * 1000)
         self._beat_every_s = settings.worker_lease_s / 3
         self._promote_every_s = settings.worker_promote_interval_s
@@ -317,6 +319,7 @@ class GraphworksWorker(Worker):
                 except UNREACHABLE as exc:
                     self.outage.failed(exc)
                     await self._until_redis_answers()
+                    self._give_back_leaked_slot()
                 finally:
                     arq_main.cancel()
                     with contextlib.suppress(asyncio.CancelledError, *UNREACHABLE):
@@ -329,6 +332,15 @@ class GraphworksWorker(Worker):
                     await task
             with contextlib.suppress(*UNREACHABLE):
                 await retire(self.pool, self.info.id)
+
+    def _give_back_leaked_slot(self) -> None:
+        """arq's start_jobs takes a slot (semaphore + job_counter) before its Redis calls and keeps
+        it when one of them fails; without this an outage would cost a slot each time, and burst
+        mode, which waits for job_counter to reach 0, would never end."""
+        running = sum(1 for task in self.tasks.values() if not task.done())
+        for _ in range(max(0, self.job_counter - running)):
+            self.job_counter -= 1
+            self.sem.release()
 
     async def _until_redis_answers(self) -> None:
         backoff = Backoff()
@@ -373,6 +385,7 @@ class GraphworksWorker(Worker):
                 pipe.pexpire(in_progress_key_prefix + job_id, self._lease_ms)
             announce(pipe, self.info, ttl_s=self._lease_ms / 1000)
             renewed = await pipe.execute()
+        self.beats += 1
         for job_id, ok in zip(running, renewed, strict=False):
             if not ok and not self.tasks[job_id].done():
                 log.warning("job=%s lease lost (its in-progress key had expired): another worker may run it", job_id)

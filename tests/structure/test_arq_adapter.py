@@ -47,3 +47,11 @@ def test_arqs_sigterm_handler_still_stops_taking_jobs_by_allow_pick_jobs() -> No
     source = inspect.getsource(arq.worker.Worker.handle_sig_wait_for_completion)
     assert "self.allow_pick_jobs = False" in source
     assert "t.cancel()" in inspect.getsource(arq.worker.Worker._wait_for_tasks_to_complete)
+
+
+def test_arqs_start_jobs_still_takes_its_slot_before_talking_to_redis() -> None:
+    # _give_back_leaked_slot returns the slot start_jobs keeps when Redis fails mid-way.
+    source = inspect.getsource(arq.worker.Worker.start_jobs)
+    assert source.index("await self.sem.acquire()") < source.index("self.job_counter = self.job_counter + 1")
+    assert source.index("self.job_counter = self.job_counter + 1") < source.index("await pipe.watch(")
+    assert "self.sem.release()" in inspect.getsource(arq.worker.Worker._release_sem_dec_counter_on_complete)
