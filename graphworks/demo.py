@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from rich.console import Console
@@ -130,6 +133,49 @@ async def _demo(redis_url: str, sim: SimServer, fast: bool, log_path: Path) -> i
     return 0 if ok else 1
 
 
+class DemoStopped(SystemExit):
+    """SIGTERM or SIGHUP: raised in the main thread, a SystemExit so that asyncio lets it through."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+class _StopSignals:
+    """SIGTERM and SIGHUP end the demo like Ctrl-C does, cleanup included, instead of killing it.
+
+    The first one raises DemoStopped (unless the cleanup has begun: then it lets the cleanup
+    finish); later ones are ignored, the cleanup being bounded. A signal ignored when the demo
+    started (`nohup`) stays ignored. The embedded Redis dies with this process anyway
+    (embedded_redis), so a SIGKILL leaves nothing running either.
+    """
+
+    SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.cleaning_up = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            return
+        self.signum = signum
+        if not self.cleaning_up:
+            raise DemoStopped(signum)
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():  # signal.signal's requirement
+            for s in self.SIGNALS:
+                if signal.getsignal(s) is not signal.SIG_IGN:
+                    self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+
+
 def run_demo(data_dir: str, *, fast: bool = True, hold: bool = False) -> int:
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -141,23 +187,38 @@ def run_demo(data_dir: str, *, fast: bool = True, hold: bool = False) -> int:
         root.removeHandler(h)
     root.addHandler(handler)
 
+    code = 1
     embedded: EmbeddedRedis | None = None
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        embedded = start_redis(directory / "redis", appendonly=True, prefer_bundled=True)
-        redis_url = embedded.url
-        console.print(f"embedded Redis on {redis_url} (data in {directory / 'redis'})")
-    sim = run_in_thread(state=SimState(expected_token=TOKEN))
-    console.print(f"graphsim on {sim.base_url}")
-    try:
-        code = asyncio.run(_demo(redis_url, sim, fast, log_path))
-        if hold:
-            console.print("holding Redis and graphsim up; Ctrl-C to stop")
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
-        return code
-    finally:
-        sim.stop()
-        if embedded is not None:
-            embedded.stop()
+    sim: SimServer | None = None
+    with _StopSignals() as stop:
+        try:
+            redis_url = os.environ.get("REDIS_URL")
+            if not redis_url:
+                embedded = start_redis(directory / "redis", appendonly=True, prefer_bundled=True)
+                redis_url = embedded.url
+                console.print(f"embedded Redis on {redis_url} (data in {directory / 'redis'})")
+            sim = run_in_thread(state=SimState(expected_token=TOKEN))
+            console.print(f"graphsim on {sim.base_url}")
+            code = asyncio.run(_demo(redis_url, sim, fast, log_path))
+            if hold:
+                console.print("holding Redis and graphsim up; Ctrl-C (or SIGTERM) to stop")
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(3600)
+        except DemoStopped:
+            pass  # stop.signum says which; reported once everything is down
+        except KeyboardInterrupt:
+            code = 130
+            with contextlib.suppress(OSError):
+                console.print("\ninterrupted; stopping Redis and graphsim")
+        finally:
+            stop.cleaning_up = True
+            if sim is not None:
+                sim.stop()
+            if embedded is not None:
+                embedded.stop()
+    if stop.signum is not None:
+        with contextlib.suppress(OSError):  # after a SIGHUP the terminal may be gone
+            console.print(f"\nstopped by {signal.Signals(stop.signum).name}; Redis and graphsim are down")
+        return 128 + stop.signum
+    return code

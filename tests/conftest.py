@@ -13,7 +13,11 @@ from graphworks.embedded_redis import start_redis
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """REDIS_URL if given (its database is flushed by every test), else a private redis-server."""
+    """REDIS_URL if given (its database is flushed by every test), else a private redis-server.
+
+    start_redis ties the server's life to this process: stopped here, at exit, or (prctl
+    PR_SET_PDEATHSIG) by the kernel when pytest dies, SIGKILL included; nothing is left running.
+    """
     given = os.environ.get("REDIS_URL")
     if given:
         yield given
