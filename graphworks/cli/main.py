@@ -106,15 +106,26 @@ async def stats(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @run_async
 async def health(as_json: bool) -> None:
-    """Check that Redis answers; exit 1 if it does not."""
+    """Check that Redis answers and list the live workers; exit 1 if Redis does not answer."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    from worker.liveness import WorkerInfo, live_workers
+
+    workers: list[WorkerInfo] = []
     async with opened_redis() as redis:
         try:
             ok, detail = bool(await redis.ping()), "redis answers"
+            workers = await live_workers(redis)
         except (RedisConnectionError, OSError) as exc:
             ok, detail = False, str(exc)
-    click.echo(json.dumps({"ok": ok, "redis": detail}) if as_json else f"{'ok' if ok else 'FAIL'}: {detail}")
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "redis": detail, "workers": [w.model_dump(mode="json") for w in workers]}))
+    else:
+        click.echo(f"{'ok' if ok else 'FAIL'}: {detail}; {len(workers)} worker(s) alive")
+        for w in workers:
+            click.echo(
+                f"  {w.id}  running {w.running}  since {w.started_at:%Y-%m-%d %H:%M:%S}  seen {w.last_seen_at:%H:%M:%S}"
+            )
     if not ok:
         raise SystemExit(1)
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -51,6 +55,14 @@ async def test_a_job_running_for_several_leases_is_never_started_twice(
             workers = await live_workers(redis)
             assert {w.id for w in workers} == {p.worker.info.id, second.info.id}
             assert sum(w.running for w in workers) == 1
+            health = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "graphworks", "health", "--json"],
+                env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert health.returncode == 0, health.stderr
+            shown = json.loads(health.stdout)
+            assert shown["ok"] is True
+            assert {w["id"] for w in shown["workers"]} == {w.id for w in workers}
             finish.set()
             await eventually(lambda: _completed(p, 1), what="the job to complete")
         assert starts == [job_id]
