@@ -25,6 +25,9 @@ from graphworks_core.settings import Settings
 
 # What "Redis is unreachable" looks like to a caller: redis-py's errors and the OS's.
 UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# redis-py's alone: raised inside a job, they say Redis is down, not that the job failed (Graph's
+# network errors arrive as httpx's own).
+REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
 
 
 def redis_client(

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+
+# Errors reported this soon after Redis answered again are the outage's stragglers (commands that
+# were failing while it was down surface a little later, one per stale pooled connection).
+SETTLE_S = 5.0
 
 
 class Outage:
-    def __init__(self, log: logging.Logger, where: str) -> None:
+    def __init__(self, log: logging.Logger, where: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._log = log
         self._where = where
+        self._clock = clock
         self._since: float | None = None
+        self._recovered_at: float | None = None
         self.outages = 0
 
     @property
@@ -21,17 +28,23 @@ class Outage:
         return self._since is not None
 
     def failed(self, exc: BaseException) -> None:
-        if self._since is None:
-            self._since = time.monotonic()
-            self.outages += 1
-            self._log.warning(
-                "redis unreachable at %s (%s: %s); retrying until it answers", self._where, type(exc).__name__, exc
-            )
+        if self._since is not None:
+            return
+        now = self._clock()
+        if self._recovered_at is not None and now - self._recovered_at < SETTLE_S:
+            return
+        self._since = now
+        self.outages += 1
+        self._log.warning(
+            "redis unreachable at %s (%s: %s); retrying until it answers", self._where, type(exc).__name__, exc
+        )
 
     def ok(self) -> None:
         if self._since is not None:
-            self._log.warning("redis answers again at %s after %.1f s", self._where, time.monotonic() - self._since)
+            now = self._clock()
+            self._log.warning("redis answers again at %s after %.1f s", self._where, now - self._since)
             self._since = None
+            self._recovered_at = now
 
 
 class Backoff:

@@ -13,7 +13,8 @@ What we take from arq, and how:
 - `in_progress_timeout_s`, set after arq's constructor to WORKER_LEASE_S: the lease, renewed by
   our heartbeat while the job runs (a dead worker's job re-runs once it lapses);
 - `allow_pick_jobs`, which arq's SIGTERM handler clears: how finish_job tells a hand-back;
-- `sem` and `job_counter`, given back after an outage interrupted arq's start_jobs mid-way.
+- `sem` and `job_counter`, given back after an outage interrupted arq's start_jobs mid-way;
+- `job_tasks` (the jobs whose function is still running), read to tell a lost lease.
 
 Promotion of due retries and the burst mode that also waits for them run beside arq's `main()`,
 not inside a copy of it.
@@ -38,6 +39,7 @@ from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix,
 from arq.cron import CronJob, cron
 from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import func
+from redis.exceptions import WatchError
 
 from graphworks_core.connections import UNREACHABLE
 from graphworks_core.envelope import Envelope
@@ -46,6 +48,12 @@ from graphworks_core.settings import Settings
 from worker.liveness import announce, new_worker_info, retire
 
 log = logging.getLogger("graphworks.worker")
+
+# What stops arq's loop during an outage: the connection errors, and the WatchError redis-py
+# raises instead when the connection drops while start_jobs WATCHes a key (arq handles a real
+# WatchError from EXEC itself, so one that reaches main() is the outage).
+ARQ_LOOP_OUTAGE: tuple[type[BaseException], ...] = (*UNREACHABLE, WatchError)
+OUTAGE_RERUN_MS = 500  # a job cut short by an outage runs again this long after Redis is back
 
 RUNNER_FUNCTION = "graphworks_job"
 JOB_KEY_PREFIX = job_key_prefix  # arq's job record: `arq:job:<arq job id>`
@@ -131,6 +139,15 @@ async def graphworks_job(ctx: dict[str, Any], raw: Any) -> str:
     job_try = int(ctx.get("job_try") or 1)
     try:
         return await runner.run(raw, job_try=job_try, arq_job_id=str(ctx.get("job_id", "")))
+    except ARQ_LOOP_OUTAGE as exc:
+        # Redis went away under the job (its limiter, its state) or while the runner recorded the
+        # outcome: one line per outage, not a traceback per job. The job runs again shortly after
+        # Redis is back (finish_job waits for it), and this run is given back: no attempt, no run.
+        outage: Outage | None = ctx.get("outage")
+        if outage is not None:
+            outage.failed(exc)
+        ctx["outage_runs"].add(ctx.get("job_id"))
+        raise Retry(defer=timedelta(milliseconds=OUTAGE_RERUN_MS)) from None
     except Exception:
         log.exception("job=%s runner error on start %d; arq will run it again", ctx.get("job_id"), job_try)
         # arq re-scores the job to now + defer (it compensates for our priority-shifted score).
@@ -194,7 +211,7 @@ class GraphworksWorker(Worker):
             poll_delay=settings.worker_poll_delay_s,
             job_serializer=serialize,
             job_deserializer=deserialize,
-            ctx={"runner": runner},
+            ctx={"runner": runner, "outage": None, "outage_runs": set()},
             # SIGTERM/SIGINT: arq stops taking jobs and waits this long for running ones, then
             # cancels them; finish_job below hands each back to the queue.
             job_completion_wait=math.ceil(settings.worker_shutdown_grace_s),
@@ -207,8 +224,10 @@ class GraphworksWorker(Worker):
         self.graphworks_burst = burst
         self.info = new_worker_info()
         self.outage = Outage(log, "worker")
+        self.ctx["outage"] = self.outage
         self.handed_back = 0
         self.beats = 0  # heartbeats that reached Redis
+        self._stopping = False
         self._lease_ms = int(settings.worker_lease_s * 1000)
         self._beat_every_s = settings.worker_lease_s / 3
         self._promote_every_s = settings.worker_promote_interval_s
@@ -238,12 +257,14 @@ class GraphworksWorker(Worker):
         Redis outage until it lands, so an outcome reached meanwhile is recorded once."""
         completed = self.runner.pending_completions.pop(job_id, None) if self.runner.pending_completions else None
         handed_back = not finish and incr_score is None and self.shutting_down
+        outage_run = job_id in self.ctx["outage_runs"]
+        self.ctx["outage_runs"].discard(job_id)
         backoff = Backoff()
         while True:
             try:
                 await self._finish(
                     job_id, finish, result_data, result_timeout_s, keep_result_forever, incr_score,
-                    keep_in_progress, completed, handed_back,
+                    keep_in_progress, completed, handed_back or outage_run,
                 )  # fmt: skip
             except UNREACHABLE as exc:
                 self.outage.failed(exc)
@@ -265,7 +286,7 @@ class GraphworksWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
         completed: Envelope | None,
-        handed_back: bool,
+        give_back_run: bool,
     ) -> None:
         async with self.pool.pipeline(transaction=True) as tr:
             delete_keys = []
@@ -283,7 +304,7 @@ class GraphworksWorker(Worker):
                 tr.zrem(self.queue_name, job_id)
             elif incr_score:
                 tr.zincrby(self.queue_name, incr_score, job_id)
-            if handed_back:
+            if give_back_run:
                 tr.decr(retry_key_prefix + job_id)  # this run does not count towards WORKER_MAX_JOB_RUNS
             if delete_keys:
                 tr.delete(*delete_keys)
@@ -306,7 +327,11 @@ class GraphworksWorker(Worker):
             "worker starting: id=%s queue=%s burst=%s lease_s=%s",
             self.info.id, self.queue_name, self.graphworks_burst, self._lease_ms / 1000,
         )  # fmt: skip
-        helpers = [asyncio.create_task(self._promote_due_forever()), asyncio.create_task(self._heartbeat_forever())]
+        self._stopping = False
+        helpers = [
+            asyncio.create_task(self._promote_due_forever(), name="promote"),
+            asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
+        ]
         try:
             while True:
                 arq_main = asyncio.create_task(super().main())
@@ -316,22 +341,31 @@ class GraphworksWorker(Worker):
                     else:
                         await arq_main
                     return
-                except UNREACHABLE as exc:
+                except ARQ_LOOP_OUTAGE as exc:
                     self.outage.failed(exc)
                     await self._until_redis_answers()
                     self._give_back_leaked_slot()
                 finally:
                     arq_main.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, *UNREACHABLE):
-                        await arq_main
+                    await asyncio.wait([arq_main], timeout=5)  # bounded, like the helpers below
+                    if arq_main.done() and not arq_main.cancelled():
+                        arq_main.exception()  # retrieved: it is the outage handled above
         finally:
-            for task in helpers:
-                task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self._stop_helpers(helpers)
             with contextlib.suppress(*UNREACHABLE):
                 await retire(self.pool, self.info.id)
+
+    async def _stop_helpers(self, helpers: list[asyncio.Task[None]]) -> None:
+        # A cancel can be swallowed inside redis-py (seen: the promoter kept looping after its
+        # cancel, and the worker never exited), so the loops also stop on this flag, and the
+        # wait is bounded: one more round of each loop at most.
+        self._stopping = True
+        for task in helpers:
+            task.cancel()
+        _, pending = await asyncio.wait(helpers, timeout=max(self._beat_every_s, self._promote_every_s) + 1)
+        for task in pending:
+            log.warning("a worker loop did not stop: %s", task.get_name())
+            task.cancel()
 
     def _give_back_leaked_slot(self) -> None:
         """arq's start_jobs takes a slot (semaphore + job_counter) before its Redis calls and keeps
@@ -356,7 +390,7 @@ class GraphworksWorker(Worker):
 
     async def _promote_due_forever(self) -> None:
         backoff = Backoff()
-        while True:
+        while not self._stopping:
             try:
                 await self.runner.queue.promote_due()
             except UNREACHABLE as exc:
@@ -367,7 +401,7 @@ class GraphworksWorker(Worker):
             await asyncio.sleep(self._promote_every_s)
 
     async def _heartbeat_forever(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.heartbeat()
             except UNREACHABLE as exc:
@@ -387,7 +421,8 @@ class GraphworksWorker(Worker):
             renewed = await pipe.execute()
         self.beats += 1
         for job_id, ok in zip(running, renewed, strict=False):
-            if not ok and not self.tasks[job_id].done():
+            # Only while the job itself runs: once it returned, finish_job may have deleted the key.
+            if not ok and job_id in self.job_tasks:
                 log.warning("job=%s lease lost (its in-progress key had expired): another worker may run it", job_id)
 
     async def _until_drained(self, arq_main: asyncio.Task[None]) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import pydantic
 
 from graphworks_core.clock import Clock, utc
+from graphworks_core.connections import REDIS_DOWN
 from graphworks_core.envelope import AttemptRecord, Envelope, UndecodableJob, decode, new_job_id
 from graphworks_core.errors import ErrorClass
 from graphworks_core.settings import Settings
@@ -87,6 +88,8 @@ class Runner:
                     await spec.run(ctx, payload)
         except LimitDeferred as deferred:
             return await self._deferred(env, deferred)
+        except REDIS_DOWN:
+            raise  # Redis is down, not the job: no attempt is spent; the worker runs it again later
         except Exception as exc:
             return await self._failed(env, exc)
         log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)

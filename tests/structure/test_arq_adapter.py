@@ -55,3 +55,10 @@ def test_arqs_start_jobs_still_takes_its_slot_before_talking_to_redis() -> None:
     assert source.index("await self.sem.acquire()") < source.index("self.job_counter = self.job_counter + 1")
     assert source.index("self.job_counter = self.job_counter + 1") < source.index("await pipe.watch(")
     assert "self.sem.release()" in inspect.getsource(arq.worker.Worker._release_sem_dec_counter_on_complete)
+
+
+def test_arq_still_keeps_a_running_jobs_function_task_in_job_tasks() -> None:
+    # heartbeat() reports a lost lease only for jobs whose function is still running.
+    source = inspect.getsource(arq.worker.Worker.run_job)
+    assert "self.job_tasks[job_id] = task" in source
+    assert "del self.job_tasks[job_id]" in source
