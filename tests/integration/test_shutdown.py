@@ -34,6 +34,20 @@ async def _mid_request(sim: SimServer) -> bool:
     return not sim.state.faults()
 
 
+async def _terminated(worker: subprocess.Popen[str], sim: SimServer) -> str:
+    """SIGTERM once the job is mid-request; the worker's stderr once it exited 0."""
+    try:
+        await eventually(lambda: _mid_request(sim), timeout_s=20, what="the job mid-request")
+        worker.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(worker.communicate, timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+    assert worker.returncode == 0, err
+    return err
+
+
 async def test_sigterm_lets_a_short_job_finish_and_exits_0(
     redis: aioredis.Redis, redis_url: str, graphsim: SimServer
 ) -> None:
@@ -41,10 +55,7 @@ async def test_sigterm_lets_a_short_job_finish_and_exits_0(
     _enqueue(env, "short")
     graphsim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", kind="slow", delay_s=1.0))
     worker = graphworks("worker", env=env)
-    await eventually(lambda: _mid_request(graphsim), timeout_s=20, what="the job mid-request")
-    worker.send_signal(signal.SIGTERM)
-    _, err = await asyncio.to_thread(worker.communicate, timeout=30)
-    assert worker.returncode == 0, err
+    err = await _terminated(worker, graphsim)
     snap = await Stats(redis).snapshot()
     assert (snap.completed, snap.retried, snap.queued) == (1, 0, 0)
     assert "handed back" not in err
@@ -57,10 +68,7 @@ async def test_sigterm_hands_a_long_job_back_without_spending_an_attempt(
     job_id = _enqueue(env, "long")
     graphsim.state.add_fault(Fault(method="POST", path="/users/*/sendMail", kind="slow", delay_s=60))
     worker = graphworks("worker", env=env)
-    await eventually(lambda: _mid_request(graphsim), timeout_s=20, what="the job mid-request")
-    worker.send_signal(signal.SIGTERM)
-    _, err = await asyncio.to_thread(worker.communicate, timeout=30)
-    assert worker.returncode == 0, err
+    err = await _terminated(worker, graphsim)
     assert f"job={job_id} handed back to the queue on shutdown" in err
     # Back in the queue at once (no lease to wait out), its run given back, no attempt recorded.
     arq_id = f"{job_id}.0.0"
@@ -72,7 +80,11 @@ async def test_sigterm_hands_a_long_job_back_without_spending_an_attempt(
 
     graphsim.state.clear_faults()
     second = graphworks("worker", "--burst", env=env)
-    _, err2 = await asyncio.to_thread(second.communicate, timeout=60)
+    try:
+        _, err2 = await asyncio.to_thread(second.communicate, timeout=60)
+    finally:
+        if second.poll() is None:
+            second.kill()
     assert second.returncode == 0, err2
     assert f"job={job_id} type=mail attempt=1 outcome=completed" in err2
     assert (await Stats(redis).snapshot()).completed == 1

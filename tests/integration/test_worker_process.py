@@ -65,7 +65,11 @@ async def test_sigkilled_worker_loses_nothing_and_the_job_counts_once(
 
     started = time.monotonic()
     second = graphworks("worker", "--burst", env=env)
-    _, err = await asyncio.to_thread(second.communicate, timeout=60)
+    try:
+        _, err = await asyncio.to_thread(second.communicate, timeout=60)
+    finally:
+        if second.poll() is None:
+            second.kill()
     assert second.returncode == 0, err
     # The dead worker's lease (2 s, whatever the job timeout) lapses and the job runs again: the
     # second worker's start-up (about 1-2 s) plus one lease, with room for a slow machine.
