@@ -145,12 +145,21 @@ class Lines:
         return "".join(self.seen)
 
 
+def _default_signals() -> None:
+    # The child starts with default signal handling whatever this process inherited: under
+    # nohup (or a CI runner that ignores SIGHUP) an ignored SIGHUP would be inherited, the
+    # child would rightly keep ignoring it, and the SIGHUP cases would wait for nothing.
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @contextmanager
 def spawned(args: list[str], *, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], Lines]]:
     """Run a child with its output read line by line; whatever happens, leave nothing running."""
     proc = subprocess.Popen(
-        args, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        args, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_default_signals,
+    )  # fmt: skip
     try:
         yield proc, Lines(proc)
     finally:
