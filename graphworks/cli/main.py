@@ -54,7 +54,9 @@ cli.add_command(tokens)
 def worker(burst: bool) -> None:
     """Run a worker: take jobs from Redis, call Graph, retry or dead-letter failures.
 
-    Several workers may run against one Redis. SIGTERM/SIGINT finish running jobs, then exit.
+    Several workers may run against one Redis. SIGTERM/SIGINT: take nothing new, let running
+    jobs finish within WORKER_SHUTDOWN_GRACE_S, hand the rest back to the queue, exit 0. A
+    Redis outage is ridden out (one warning when it starts, one line when it ends).
     """
     from graphworks.wiring import build_runner, build_worker
 

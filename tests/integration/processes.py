@@ -41,6 +41,7 @@ class AofRedis:
     """A redis-server with `appendfsync always` in `directory`, killable and restartable on it."""
 
     def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None

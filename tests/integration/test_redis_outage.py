@@ -35,10 +35,14 @@ async def _at_least(sim: SimServer, n: int) -> bool:
 
 
 async def test_the_worker_rides_out_redis_killed_and_restarted_on_its_aof(graphsim: SimServer, tmp_path: Path) -> None:
-    server = AofRedis(tmp_path).start()
+    server = AofRedis(tmp_path / "redis").start()
     worker: subprocess.Popen[str] | None = None
+    # The limiter's concurrency leases held by requests the outage cut short are freed by their
+    # TTL (60 s by default): a short one keeps the test about the outage, not that wait.
+    config = tmp_path / "graphworks.toml"
+    config.write_text("[limits]\nlease_ttl_s = 8\n")
     try:
-        env = graphworks_env(server.url, graphsim)
+        env = graphworks_env(server.url, graphsim, GRAPHWORKS_CONFIG=str(config))
         lines = "".join(
             json.dumps({"type": "mail", "payload": {"mailbox": "ops@contoso.com", "to": ["a@contoso.com"],
                                                     "subject": f"m{i}", "body": "b"}}) + "\n"
