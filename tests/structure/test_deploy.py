@@ -1,5 +1,6 @@
-"""deploy/ agrees with the code. The image must carry every package the distribution installs (a new top-level package that the
-Dockerfile does not COPY builds fine and fails at the first import in production)."""
+"""deploy/ agrees with the code. The image must carry every package the distribution installs (a
+new top-level package that the Dockerfile does not COPY builds fine and fails at the first import
+in production), and the stop grace periods must outlast the worker's shutdown grace."""
 
 from __future__ import annotations
 
