@@ -42,7 +42,10 @@ async def test_the_worker_rides_out_redis_killed_and_restarted_on_its_aof(graphs
     config = tmp_path / "graphworks.toml"
     config.write_text("[limits]\nlease_ttl_s = 8\n")
     try:
-        env = graphworks_env(server.url, graphsim, GRAPHWORKS_CONFIG=str(config))
+        # appendfsync always on a busy disk can take longer than the 1 s socket timeout the other
+        # fault tests use; that would be a slow Redis, not this outage.
+        env = graphworks_env(server.url, graphsim, GRAPHWORKS_CONFIG=str(config), WORKER_LEASE_S="6",
+                             REDIS_SOCKET_TIMEOUT_S="3")  # fmt: skip
         lines = "".join(
             json.dumps({"type": "mail", "payload": {"mailbox": "ops@contoso.com", "to": ["a@contoso.com"],
                                                     "subject": f"m{i}", "body": "b"}}) + "\n"
@@ -59,7 +62,13 @@ async def test_the_worker_rides_out_redis_killed_and_restarted_on_its_aof(graphs
         redis = aioredis.Redis.from_url(server.url)
         try:
             stats = Stats(redis)
-            await eventually(lambda: _all_done(stats), timeout_s=120, what="every job after the outage")
+            try:
+                await eventually(lambda: _all_done(stats), timeout_s=140, what="every job after the outage")
+            except AssertionError:
+                worker.kill()
+                _, err = worker.communicate(timeout=10)
+                snap = await stats.snapshot()
+                raise AssertionError(f"{snap}\nworker log tail:\n{err[-6000:]}") from None
             assert worker.poll() is None, "the worker died instead of riding the outage out"
             snap = await stats.snapshot()
             assert (snap.completed, snap.dead_lettered, snap.queued, snap.scheduled) == (JOBS, 0, 0, 0)
