@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import statistics
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 from graphsim.server import run_in_thread
 from graphworks.embedded_redis import start_redis
 from graphworks.wiring import build_runner, build_worker
+from graphworks_core import keys
 from graphworks_core.settings import load_settings
 from ratelimits.base import NoLimit
 from worker.client import GraphworksClient, JobRequest
@@ -67,11 +69,30 @@ async def measure(jobs: int, job_type: str, limits: bool) -> None:
         for name, n in sorted(per_job.items(), key=lambda kv: -kv[1]):
             if n >= 0.05:
                 print(f"  {name:<22} {n:6.2f}")
+        await _memory(redis, job_type, jobs)
         await runner.graph.close()
         await redis.aclose()
     finally:
         sim.stop()
         server.stop()
+
+
+async def _memory(redis: aioredis.Redis, job_type: str, jobs: int) -> None:
+    """What a finished job leaves in Redis for JOB_STATUS_TTL_S: its status record, its entry in its
+    type's index, its event (bounded by EVENTS_STREAM_MAXLEN), its count-once marker."""
+    ids = [m.decode() for m in await redis.zrange(keys.jobs_index(job_type), 0, 99)]
+    record = statistics.mean([await redis.memory_usage(keys.job_status(i)) or 0 for i in ids])
+    marker = statistics.mean([await redis.memory_usage(keys.final_marker(i, 0)) or 0 for i in ids])
+    index = (await redis.memory_usage(keys.jobs_index(job_type)) or 0) / max(
+        1, await redis.zcard(keys.jobs_index(job_type))
+    )
+    events = (await redis.memory_usage(keys.EVENTS) or 0) / max(1, await redis.xlen(keys.EVENTS))
+    per_job = record + marker + index
+    print(
+        f"bytes kept per finished job: status record {record:.0f}, count-once marker {marker:.0f},"
+        f" index entry {index:.0f} (= {per_job:.0f}; 1 million finished jobs: {per_job * 1e6 / 2**20:.0f} MiB),"
+        f" event {events:.0f} (the stream holds at most EVENTS_STREAM_MAXLEN of them)"
+    )
 
 
 def main() -> None:

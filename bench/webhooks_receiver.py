@@ -3,7 +3,9 @@
 The servers run under uvicorn (one process each, same options) against one private
 redis-server; the load comes from a separate process (bench/webhooks_load.py) over loopback.
 A third server, the floor (bench/webhooks_floor.py), only parses the body and stores it in
-Redis in one round trip: the least any receiver that persists before answering must do.
+Redis in one round trip: the least any receiver that persists before answering must do. A
+fourth, `all`, is the receiver behind `graphworks serve --role all`'s path dispatch (the
+Service API beside it): its numbers must match the receiver's.
 For deliveries of 1 and of 50 notifications it measures:
   - closed loop (32 keep-alive connections, a bounded count): deliveries/s, notifications/s, p50/p99
   - open loop at 1,000 deliveries/s for 3 s: p50/p99 from each request's scheduled time
@@ -121,13 +123,14 @@ async def main() -> None:
     redis = aioredis.Redis.from_url(redis_server.url)
     env = {**os.environ, "REDIS_URL": redis_server.url, "GRAPH_STATIC_TOKEN": "x", "GRAPH_TENANT_ID": TENANT,
            "PYTHONPATH": str(HERE.parent)}  # fmt: skip
-    bare_port, floor_port, recv_port = free_port(), free_port(), free_port()
+    bare_port, floor_port, recv_port, all_port = free_port(), free_port(), free_port(), free_port()
     servers = [
         _server(["--app-dir", str(HERE), "webhooks_bare:app"], bare_port, env),
         _server(["--app-dir", str(HERE), "webhooks_floor:app"], floor_port, env),
         _server(["--factory", "webhooks.app:create_app"], recv_port, env),
+        _server(["--factory", "graphworks.serve_app:create_app"], all_port, {**env, "ADMIN_TOKEN": "bench"}),
     ]
-    ports = (("bare", bare_port), ("floor", floor_port), ("receiver", recv_port))
+    ports = (("bare", bare_port), ("floor", floor_port), ("receiver", recv_port), ("all", all_port))
     tmp = Path(tempfile.mkdtemp(prefix="graphworks-bench-"))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, uvicorn 1 process per server, "
           f"load from a separate process, {CONNS} keep-alive connections")  # fmt: skip
@@ -144,7 +147,7 @@ async def main() -> None:
                 for name, port in ports:
                     await _reset(redis)
                     r = _load(port, body, ["--closed", str(CLOSED_COUNT[size]), "--conns", str(CONNS)])
-                    if name == "receiver":
+                    if name in ("receiver", "all"):
                         jobs, stored = await _stored(redis)
                         assert stored == r["ok"] * size, f"acknowledged {r['ok'] * size}, stored {stored}"
                         assert jobs == r["ok"], f"{r['ok']} deliveries acknowledged, {jobs} jobs stored"
@@ -167,6 +170,11 @@ async def main() -> None:
             floor_ratios = [round(fv / bv, 2) for fv, bv in zip(floors, bares, strict=True)]
             print(f"  {size:>2}/delivery: per-round ratios floor/bare {floor_ratios} (parse + one Redis write, "
                   f"no checks: the most any receiver that persists before answering can reach)")  # fmt: skip
+            alls = [r["rate"] for r in summary[("all", size, "closed")]]
+            all_ratios = [round(av / rv, 2) for av, rv in zip(alls, recvs, strict=True)]
+            all_p99 = summary[("all", size, "open")][0]["p99_ms"]
+            print(f"  {size:>2}/delivery: per-round ratios all/receiver {all_ratios} (serve --role all's path "
+                  f"dispatch in front of the receiver); p99 at {args.rate:.0f}/s {all_p99:.1f} ms")  # fmt: skip
             p99 = summary[("receiver", size, "open")][0]["p99_ms"]
             ratio_ok = "met" if recv / bare >= 0.5 else "NOT met"
             p99_ok = "met" if p99 < 100 else "NOT met"

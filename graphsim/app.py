@@ -13,6 +13,7 @@ from graphsim import (
     control,
     control_delta,
     limits_control,
+    routes_contacts,
     routes_delta,
     routes_drive,
     routes_identity,
@@ -42,6 +43,7 @@ class GraphSimApp(Starlette):
                     "/v1.0",
                     routes=[
                         *routes_delta.routes(),
+                        *routes_contacts.routes(),
                         *routes_teams.routes(),
                         *routes_mail.routes(),
                         *routes_inbound.routes(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 from typing import Any
 
 from graphsim import resources
@@ -21,6 +22,12 @@ _ODATA_TYPES = {
     "drive": "#microsoft.graph.driveItem",
     "channel": "#microsoft.graph.chatMessage",
 }
+
+
+def default_contacts_folder(user: str) -> str:
+    """The id of `user`'s default Contacts folder: opaque base64 as Exchange's, stable per user."""
+    digest = hashlib.sha256(f"contacts:{user.lower()}".encode()).digest()[:24]
+    return "AAMkAD" + base64.urlsafe_b64encode(digest).decode() + "AAEOAAA="
 
 
 def new_id(kind: str, seq: int) -> str:

@@ -8,8 +8,11 @@ Graph). Tokens carry the collection's epoch: `expire()` bumps it and every older
 delta, answers 410 Gone as Graph does when its delta token cache dropped a token.
 https://learn.microsoft.com/en-us/graph/delta-query-overview
 
-Collection keys: ``mail:{user}:{folder}``, ``events:{user}``, ``contacts:{user}``, ``drive:{drive}``,
-``channel:{team}:{channel}`` (user and folder names are case-insensitive, as in Exchange).
+Collection keys: ``mail:{user}:{folder}``, ``events:{user}``, ``contacts:{user}:{folder id}``,
+``drive:{drive}``, ``channel:{team}:{channel}`` (user and mail folder names are case-insensitive, as in
+Exchange; a contact folder is named by its id, which keeps its case). Contacts are kept per folder, as
+Graph's contact delta is: a user's default Contacts folder has the id
+`delta_resources.default_contacts_folder(user)`.
 """
 
 from __future__ import annotations
@@ -32,13 +35,19 @@ def collection_key(kind: str, *parts: str) -> str:
     """The store key of a collection, normalised the way Graph compares the names."""
     if kind not in KINDS:
         raise ValueError(f"unknown delta collection kind {kind!r}; known: {', '.join(KINDS)}")
-    if kind in ("mail", "events", "contacts"):
+    if kind in ("mail", "events"):
         parts = tuple(p.lower() for p in parts)
+    elif kind == "contacts":
+        if len(parts) != 2:
+            raise ValueError("contacts are kept per folder: contacts:{user}:{folder id}")
+        parts = (parts[0].lower(), parts[1])
     return ":".join((kind, *parts))
 
 
 def kind_of(key: str) -> DeltaKind:
     kind = key.split(":", 1)[0]
+    if kind == "contacts" and key.count(":") < 2:
+        raise ValueError(f"contacts are kept per folder: {key!r} should be contacts:{{user}}:{{folder id}}")
     for known in KINDS:
         if kind == known:
             return known
@@ -125,12 +134,19 @@ class DeltaStore:
         with self._lock:
             return key in self._collections
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the collections that start with `prefix` (e.g. a user's contact folders)."""
+        with self._lock:
+            return sorted(k for k in self._collections if k.startswith(prefix))
+
     def upsert(self, key: str, given: dict[str, Any]) -> dict[str, Any]:
         """Add or update an item (a new version: changeKey/eTag/lastModified move on); the stored item."""
         with self._lock:
             coll = self._collections.setdefault(key, _Collection(kind_of(key)))
             self._seq += 1
             item_id = str(given.get("id") or delta_resources.new_id(coll.kind, self._seq))
+            if coll.kind == "contacts":  # a contact names its folder
+                given = {**given, "parentFolderId": key.split(":", 2)[-1]}
             old = coll.entries.get(item_id)
             base = old.item if old is not None and old.item is not None else None
             item = delta_resources.build(coll.kind, item_id, given, self._seq, base)

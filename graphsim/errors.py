@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse
 # Keys under which the graph layer leaves this request's ids in the ASGI scope.
 REQUEST_ID_KEY = "graphsim.request_id"
 CLIENT_REQUEST_ID_KEY = "graphsim.client_request_id"
+# Where the graph layer leaves a `lose` fault's byte range for the upload route.
+LOSE_KEY = "graphsim.lose"
 
 
 class GraphError(Exception):

@@ -6,12 +6,13 @@ keeps the active ones in insertion order and hands out the first that matches a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["status", "reset", "slow"]
+FaultKind = Literal["status", "reset", "slow", "reply", "lose"]
 
 # Graph's error codes for the statuses tests inject most; anything else falls back below.
 _DEFAULT_CODES: dict[int, str] = {
@@ -60,11 +61,16 @@ class Fault(BaseModel):
     """One injected failure.
 
     `path` is an fnmatch glob over the request path without the `/v1.0` prefix
-    (e.g. ``/chats/*/messages``); `method` is ``*`` or an HTTP method. `kind` is
+    (e.g. ``/chats/*/messages``); `method` is ``*`` or an HTTP method; `headers` maps request
+    header names (any case) to fnmatch globs that must all match too, e.g. ``{"content-range":
+    "bytes *-1049/1050"}`` for the fragment holding an upload's last byte. `kind` is
     ``status`` (answer `status` with a Graph error body, after `delay_s`), ``reset``
-    (abort the TCP connection with an RST, no response) or ``slow`` (wait `delay_s`,
-    then answer normally). `times` counts the matching requests it still applies to;
-    None means forever.
+    (abort the TCP connection with an RST, no response), ``slow`` (wait `delay_s`,
+    then answer normally), ``reply`` (answer `status`, which may be 2xx, with `body` as it is:
+    a reply that does not fit what the route documents) or ``lose`` (an upload session forgets
+    the bytes `lose` = [first, last] it had received, then handles the request as usual, so
+    its answer lists them in nextExpectedRanges). `times` counts the matching requests it
+    still applies to; None means forever.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -78,12 +84,19 @@ class Fault(BaseModel):
     message: str | None = None
     delay_s: float = Field(default=0.0, ge=0.0)
     times: int | None = Field(default=1, ge=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None  # kind "reply": the JSON body to answer with
+    lose: tuple[int, int] | None = None  # kind "lose": the byte range the upload session forgets
 
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to a request (ignoring how many times are left)."""
+    def matches(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> bool:
+        """Whether this fault applies to a request (ignoring how many times are left); `headers`
+        has lower-case names."""
         if self.method != "*" and self.method.upper() != method.upper():
             return False
-        return fnmatchcase(path, self.path)
+        if not fnmatchcase(path, self.path):
+            return False
+        given = headers or {}
+        return all(fnmatchcase(given.get(name.lower(), ""), glob) for name, glob in self.headers.items())
 
     def code_for(self, path: str) -> str:
         """The Graph error code to send: the explicit one, else the default for the status."""

@@ -58,12 +58,63 @@ class DriveItem:
 
 @dataclass
 class UploadSession:
+    """An upload in progress: the file's bytes as far as they arrived (holes are zeros) and which
+    byte ranges did arrive, so a lost range can show up in nextExpectedRanges as Graph lists it."""
+
     id: str
     kind: Literal["drive", "mail"]
     target: dict[str, Any]  # drive: drive_id, path, conflict; mail: user_id, message_id, attachment fields
     size: int | None
-    received: bytearray = field(default_factory=bytearray)
+    data: bytearray = field(default_factory=bytearray)
+    have: list[tuple[int, int]] = field(default_factory=list)  # received [first, last] ranges, sorted, merged
     expires_at: float = field(default_factory=lambda: time.time() + SESSION_LIFETIME_S)
+
+    def missing(self) -> list[tuple[int, int | None]]:
+        """The ranges still to come, [first, last]; last None: to the end of a file of unknown size."""
+        if self.size is None:
+            return [(0, None)]
+        gaps: list[tuple[int, int | None]] = []
+        at = 0
+        for first, last in self.have:
+            if first > at:
+                gaps.append((at, first - 1))
+            at = last + 1
+        if at < self.size:
+            gaps.append((at, self.size - 1))
+        return gaps
+
+    def overlaps(self, first: int, last: int) -> bool:
+        return any(first <= hi and lo <= last for lo, hi in self.have)
+
+    def accept(self, first: int, body: bytes) -> None:
+        """Store a fragment (the caller checked it fits a missing range)."""
+        assert self.size is not None
+        if len(self.data) < self.size:
+            self.data.extend(bytes(self.size - len(self.data)))
+        self.data[first : first + len(body)] = body
+        self._merge((first, first + len(body) - 1))
+
+    def forget(self, first: int, last: int) -> None:
+        """Lose bytes [first, last] as if they never arrived (a fault: Graph lost a fragment)."""
+        kept: list[tuple[int, int]] = []
+        for lo, hi in self.have:
+            if hi < first or lo > last:
+                kept.append((lo, hi))
+                continue
+            if lo < first:
+                kept.append((lo, first - 1))
+            if hi > last:
+                kept.append((last + 1, hi))
+        self.have = kept
+
+    def _merge(self, new: tuple[int, int]) -> None:
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted([*self.have, new]):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self.have = merged
 
 
 class FileStore:

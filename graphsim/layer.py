@@ -18,9 +18,10 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphsim.errors import CLIENT_REQUEST_ID_KEY, REQUEST_ID_KEY, error_response
+from graphsim.errors import CLIENT_REQUEST_ID_KEY, LOSE_KEY, REQUEST_ID_KEY, error_response
 from graphsim.faults import Fault
 from graphsim.state import RecordedRequest, SimState
 
@@ -142,7 +143,7 @@ class GraphLayer:
         }
         stamping = self._stamping(send, scope, recorded)
 
-        fault = self.state.take_fault(scope["method"], path)
+        fault = self.state.take_fault(scope["method"], path, headers)
         if fault is not None:
             if fault.delay_s > 0:
                 await asyncio.sleep(fault.delay_s)
@@ -152,6 +153,11 @@ class GraphLayer:
             if fault.kind == "status":
                 await self._fault_response(fault, path, scope, receive, stamping)
                 return
+            if fault.kind == "reply":
+                await JSONResponse(fault.body, status_code=fault.status)(scope, receive, stamping)
+                return
+            if fault.kind == "lose" and fault.lose is not None:
+                scope[LOSE_KEY] = fault.lose  # the upload route forgets these bytes (routes_uploads.py)
 
         retry_after = self.state.limits.check(scope["method"], path)
         if retry_after is not None:  # throttled, as Graph does: 429 with Retry-After (graphsim/limits.py)

@@ -6,6 +6,7 @@ Pages end with `@odata.nextLink` (a `$skiptoken`) until the last, which carries 
 https://learn.microsoft.com/en-us/graph/delta-query-overview
 https://learn.microsoft.com/en-us/graph/api/message-delta
 https://learn.microsoft.com/en-us/graph/api/event-delta (calendarView needs startDateTime/endDateTime)
+https://learn.microsoft.com/en-us/graph/api/contact-delta (per folder: /contactFolders/{id}/contacts/delta only)
 https://learn.microsoft.com/en-us/graph/api/driveitem-delta (410 resyncChangesApplyDifferences)
 """
 
@@ -131,9 +132,15 @@ async def calendar_delta(request: Request) -> JSONResponse:
 
 
 async def contacts_delta(request: Request) -> JSONResponse:
-    """GET /users/{user_id}/contacts/delta"""
-    user = request.path_params["user_id"]
-    return await _delta(request, "contacts", collection_key("contacts", user), user)
+    """GET /users/{user_id}/contactFolders/{folder_id}/contacts/delta (contact delta is per folder)"""
+    user, folder = request.path_params["user_id"], request.path_params["folder_id"]
+    return await _delta(request, "contacts", collection_key("contacts", user, folder), user)
+
+
+async def undocumented_contacts_delta(request: Request) -> JSONResponse:
+    """GET /users/{user_id}/contacts/delta: not a documented path; graphsim refuses it."""
+    raise GraphError(400, "BadRequest", "Contact delta is documented per folder only: "
+                     "GET /users/{id}/contactFolders/{id}/contacts/delta.")  # fmt: skip
 
 
 async def drive_delta(request: Request) -> JSONResponse:
@@ -153,7 +160,8 @@ def routes() -> list[BaseRoute]:
     paths = [
         ("/users/{user_id}/mailFolders/{folder_id}/messages/", mail_delta),
         ("/users/{user_id}/calendarView/", calendar_delta),
-        ("/users/{user_id}/contacts/", contacts_delta),
+        ("/users/{user_id}/contactFolders/{folder_id}/contacts/", contacts_delta),
+        ("/users/{user_id}/contacts/", undocumented_contacts_delta),
         ("/drives/{drive_id}/root/", drive_delta),
         ("/teams/{team_id}/channels/{channel_id}/messages/", channel_delta),
     ]

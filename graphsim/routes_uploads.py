@@ -2,7 +2,10 @@
 
 They live under ``/v1.0/_uploads/`` and ``/v1.0/_downloads/`` so the graph layer's faults and
 recording apply to them; the layer skips its token check there (the URL is the credential) and an
-upload answers 401 to a request that does carry an Authorization header, as Graph may.
+upload answers 401 to a request that does carry an Authorization header, as Graph may. A session
+is complete once every byte arrived, whichever fragment brought the last missing one; until then each
+answer (202 OneDrive, 200 Outlook) lists the ranges still missing, several if a `lose` fault
+(graphsim/faults.py) made it forget a fragment, the PUT holding the file's last byte included.
 https://learn.microsoft.com/en-us/graph/api/driveitem-createuploadsession
 https://learn.microsoft.com/en-us/graph/outlook-large-attachments
 """
@@ -20,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from graphsim import resources
 from graphsim.common import sim_state
-from graphsim.errors import GraphError
+from graphsim.errors import LOSE_KEY, GraphError
 from graphsim.files import SESSION_LIFETIME_S, UploadSession
 
 FRAGMENT_MULTIPLE = 327_680  # OneDrive: fragments in multiples of 320 KiB
@@ -41,11 +44,20 @@ def _iso(ts: float) -> str:
     return resources.iso_ms(datetime.fromtimestamp(ts, UTC))
 
 
+def expected_ranges(session: UploadSession) -> list[str]:
+    """nextExpectedRanges: a missing range that runs to the end of the file is "{start}-" for
+    OneDrive and a bare "{start}" for Outlook attachments; one inside the file is "{first}-{last}"."""
+    out = []
+    for first, last in session.missing():
+        if last is not None and (session.size is None or last < session.size - 1):
+            out.append(f"{first}-{last}")
+        else:
+            out.append(f"{first}-" if session.kind == "drive" else str(first))
+    return out
+
+
 def session_status(session: UploadSession) -> dict[str, object]:
-    """nextExpectedRanges: "{start}-" for OneDrive; a bare "{start}" for Outlook attachments."""
-    start = len(session.received)
-    ranges = [f"{start}-"] if session.kind == "drive" else [str(start)]
-    return {"expirationDateTime": _iso(session.expires_at), "nextExpectedRanges": ranges}
+    return {"expirationDateTime": _iso(session.expires_at), "nextExpectedRanges": expected_ranges(session)}
 
 
 def _live_session(request: Request) -> UploadSession:
@@ -72,20 +84,26 @@ async def put_fragment(request: Request) -> Response:
     limit = DRIVE_MAX_FRAGMENT if session.kind == "drive" else MAIL_MAX_FRAGMENT
     if len(body) > limit:
         raise GraphError(413, "RequestEntityTooLarge", f"A fragment may be at most {limit} bytes.")
+    lose = request.scope.get(LOSE_KEY)
     with files.lock:
         if session.size is not None and total != session.size:
             raise GraphError(400, "invalidRange", f"The total {total} differs from the session's size {session.size}.")
-        if start != len(session.received):
+        if end >= total:
+            raise GraphError(400, "invalidRange", f"Content-Range {start}-{end} lies beyond the total {total}.")
+        session.size = total
+        if lose is not None:
+            session.forget(int(lose[0]), int(lose[1]))
+        if start not in {first for first, _ in session.missing()} or session.overlaps(start, end):
             # Overlapping or out-of-order fragments: Graph answers 416; the client queries the status.
             raise GraphError(416, "invalidRange", f"The uploaded fragment starts at {start}; "
-                             f"the next expected range is {len(session.received)}-.")  # fmt: skip
+                             f"the next expected ranges are {', '.join(expected_ranges(session))}.")  # fmt: skip
         last = end + 1 == total
         if session.kind == "drive" and not last and len(body) % FRAGMENT_MULTIPLE:
             raise GraphError(400, "invalidRange", "Fragments other than the last must be multiples of 320 KiB.")
-        session.received.extend(body)
-        session.size = total
+        session.accept(start, body)
         session.expires_at = time.time() + SESSION_LIFETIME_S
-    if not last:
+        done = not session.missing()
+    if not done:
         return JSONResponse(session_status(session), status_code=202 if session.kind == "drive" else 200)
     files.end_session(session.id)
     return _finish(request, session)
@@ -93,7 +111,7 @@ async def put_fragment(request: Request) -> Response:
 
 def _finish(request: Request, session: UploadSession) -> Response:
     files = sim_state(request).files
-    content = bytes(session.received)
+    content = bytes(session.data)
     target = session.target
     if session.kind == "drive":
         item, created = files.put_item(target["drive_id"], target["path"], content)

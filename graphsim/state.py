@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,11 +114,11 @@ class SimState:
         with self._lock:
             return [a.fault.model_copy(update={"times": a.remaining}) for a in self._faults]
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> Fault | None:
         """The first active fault matching the request, spending one of its `times`."""
         with self._lock:
             for index, active in enumerate(self._faults):
-                if not active.fault.matches(method, path):
+                if not active.fault.matches(method, path, headers):
                     continue
                 if active.remaining is not None:
                     active.remaining -= 1

@@ -9,6 +9,7 @@ import httpx
 import redis.asyncio as aioredis
 from rich.console import Console
 
+from graphsim.delta_resources import default_contacts_folder
 from graphsim.server import SimServer
 from graphworks_core import keys
 from graphworks_core.settings import Settings
@@ -40,7 +41,7 @@ async def script_inbound(
     console.print("graphsim delivered the same change notification twice; the receiver answered 202 to each")
 
     for name in ("Ada Lovelace", "Alan Turing", "Grace Hopper"):
-        sim.state.delta.upsert(f"contacts:{MAILBOX}", {"displayName": name})
+        sim.state.delta.upsert(f"contacts:{MAILBOX}:{default_contacts_folder(MAILBOX)}", {"displayName": name})
     await GraphworksClient(redis, settings).sync(resource="contacts", owner=MAILBOX)
     console.print("enqueued a delta sync of 3 contacts")
 

@@ -23,7 +23,9 @@ from worker.graph.client import GraphClient
 from worker.graph.warmup import preload_graph_paths, warm_http_stack
 from worker.queue import JobQueue
 from worker.runner import Runner
+from worker.schedules import ScheduleStore
 from worker.stats import Stats
+from worker.status import trim_job_indexes
 from worker.subscriptions.renewal import renew_subscriptions
 
 
@@ -54,7 +56,7 @@ def build_runner(
         settings=settings,
         queue=JobQueue.from_settings(settings, redis, clock),
         dlq=RedisDeadLetterStore(redis),
-        stats=Stats(redis),
+        stats=Stats.from_settings(settings, redis),
         graph=graph,
         clock=clock,
         policies=config.policy_set(),
@@ -69,8 +71,12 @@ async def _warm_up(ctx: dict[str, Any]) -> None:
 
 
 def build_worker(runner: Runner, *, burst: bool = False, **kwargs: Any) -> GraphworksWorker:
-    """The arq worker for `runner`, with the subscription renewal cron."""
+    """The arq worker for `runner`, with the subscription renewal cron and the recurring schedules' ticks."""
     renewal = cron_job(
         renew_subscriptions, name="renew_subscriptions", every_min=runner.settings.subscription_renew_every_min
     )
-    return GraphworksWorker(runner, burst=burst, cron_jobs=[renewal], on_startup=_warm_up, **kwargs)
+    trim = cron_job(trim_job_indexes, name="trim_job_indexes", every_min=30)
+    schedules = ScheduleStore(runner.queue.redis, runner.queue, runner.settings, runner.clock)
+    return GraphworksWorker(
+        runner, burst=burst, cron_jobs=[renewal, trim], on_startup=_warm_up, schedule_tick=schedules.tick, **kwargs
+    )

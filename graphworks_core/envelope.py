@@ -73,6 +73,7 @@ class ErrorFields(BaseModel):
     message: str | None = None
     request_id: str | None = None
     client_request_id: str | None = None
+    cause: str | None = None  # finer than the class when it says more, e.g. "unexpected_reply" (an odd 2xx)
 
     def error_fields(self) -> dict[str, Any]:
         """Just these fields (message cut to MESSAGE_MAX_CHARS), to build another record from."""

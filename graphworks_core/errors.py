@@ -9,6 +9,7 @@
         ├── GraphHTTPError       Graph answered non-2xx: status, graph_code, request_id, retry_after_s
         ├── NetworkError         connect/read errors, resets, DNS
         ├── CallTimeout          our own per-call timeout fired
+        ├── UnexpectedGraphReply Graph answered 2xx with a body that does not fit the call's model
         └── JobRejected          the job can never succeed as given (bad attachment path, oversize, ...)
 
 Control flow (retry later, dead-letter) is not expressed with exceptions: the runner turns a
@@ -43,6 +44,15 @@ class ConfigError(GraphworksError):
 
 class EnqueueError(GraphworksError):
     """A job was refused at enqueue time; nothing was written to Redis."""
+
+
+class IdempotencyConflict(EnqueueError):
+    """An idempotency key already used by a request with another type, payload or options."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(f"idempotency key {key!r} was used for job {job_id} with a different request; use a new key")
 
 
 class PayloadInvalid(EnqueueError):
@@ -105,6 +115,34 @@ class NetworkError(JobFailure):
 
 class CallTimeout(JobFailure):
     """Our own per-call deadline passed before Graph answered."""
+
+
+class UnexpectedGraphReply(JobFailure):
+    """Graph answered 2xx, but with a body we cannot read as what the call returns (not JSON, or not
+    the model's shape). Graph surprised us; the caller's payload is not at fault: the runner files it
+    as `unknown` (cause UNEXPECTED_REPLY) and retries it a few times, keeping the status and a short
+    excerpt of the body (already redacted) for the operator."""
+
+    CAUSE = "unexpected_reply"
+
+    def __init__(
+        self,
+        status: int,
+        problem: str,
+        *,
+        excerpt: str,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        self.status = status
+        self.problem = problem
+        self.excerpt = excerpt
+        self.request_id = request_id
+        self.client_request_id = client_request_id
+        self.where = where
+        on = f" to {where}" if where else ""
+        super().__init__(f"unexpected Graph reply: {status}{on}, {problem}; body: {excerpt or '(empty)'}")
 
 
 class JobRejected(JobFailure):

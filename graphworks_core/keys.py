@@ -33,6 +33,30 @@ def final_marker(job_id: str, redrive_count: int) -> str:
 
 STATS = f"{PREFIX}stats"
 
+EVENTS = f"{PREFIX}events"  # stream: job transitions (event, job_id, type, data = the status record)
+
+
+def job_status(job_id: str) -> str:
+    """A job's status record (JSON; graphworks_core/status.py)."""
+    return f"{PREFIX}job:{job_id}"
+
+
+def job_waiting(job_id: str) -> str:
+    """Set while someone waits for the job to end: its end then pushes to `job_done`."""
+    return f"{PREFIX}job:{job_id}:waiting"
+
+
+def job_done(job_id: str) -> str:
+    """List a job's end pushes to, if anyone waits; waiters block on it (BLMOVE onto itself)."""
+    return f"{PREFIX}job:{job_id}:done"
+
+
+def jobs_index(job_type: str) -> str:
+    """Zset (all scores 0): the ids of one type's jobs, which sort by creation time, for listing newest
+    first by id range; trimmed past the status TTL."""
+    return f"{PREFIX}jobs:{job_type}"
+
+
 WORKERS = f"{PREFIX}workers"  # set: ids of workers that have announced themselves (pruned by readers)
 
 
@@ -60,6 +84,16 @@ def delegated_token(sender: str) -> str:
 def subscription(subscription_id: str) -> str:
     """JSON record of one Graph subscription we created (resource, urls, expiry, clientState hash)."""
     return f"{PREFIX}subscription:{subscription_id}"
+
+
+# -- recurring schedules (worker/schedules.py) --
+SCHEDULES = f"{PREFIX}schedules"  # hash: schedule name -> its spec (JSON)
+SCHEDULES_DUE = f"{PREFIX}schedules:due"  # zset: name of each unpaused schedule by its next tick (epoch s)
+
+
+def schedule_runs(name: str) -> str:
+    """Zset: one schedule's recent runs, job id by tick (epoch s); the newest few are kept."""
+    return f"{PREFIX}schedule:{name}:runs"
 
 
 SUBSCRIPTIONS = f"{PREFIX}subscriptions"  # zset: subscription id by expiration (epoch seconds)

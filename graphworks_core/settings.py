@@ -28,7 +28,13 @@ class Settings(BaseSettings):
     graph_client_secret: SecretStr | None = None
     graph_static_token: SecretStr | None = Field(None, description="a fixed bearer token (tests, graphsim)")
     webhook_public_url: AnyHttpUrl | None = None
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = Field(None, description="operator token: every API route")
+    viewer_token: SecretStr | None = Field(None, description="read-only token: GETs and /metrics")
+    service_token: SecretStr | None = Field(None, description="service code's token: /api/jobs* and /api/schedules*")
+    api_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="API requests with larger bodies get 413")
+    api_auth_failures_per_min: int = Field(
+        20, ge=1, description="wrong tokens from one client in a minute before the API answers it 429"
+    )
     graphworks_config: Path | None = Field(None, description="TOML file with policies and limits")
 
     worker_queue: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -45,10 +51,15 @@ class Settings(BaseSettings):
         5, ge=1, description="runs of one attempt (worker deaths) before it is dead-lettered"
     )
     worker_promote_interval_s: float = Field(0.05, gt=0)
+    schedule_tick_s: float = Field(
+        0.5, gt=0, le=60, description="how often every worker looks for due recurring schedules (one Redis command)"
+    )
     graph_call_timeout_s: float = Field(30.0, gt=0)
     queue_priority_step_s: float = Field(60.0, gt=0, description="head start per priority level; bounds starvation")
     idempotency_ttl_s: int = Field(86_400, ge=1)
     job_expiry_extra_s: float = Field(86_400.0, gt=0, description="how long a queued job key outlives its due time")
+    job_status_ttl_s: int = Field(7 * 86_400, ge=60, description="how long a job's status record outlives its end")
+    events_stream_maxlen: int = Field(100_000, ge=100, description="XADD MAXLEN ~ for graphworks:events")
 
     # Redis connections (graphworks_core/connections.py): every component's, never redis-py's defaults.
     redis_socket_timeout_s: float = Field(5.0, gt=0, description="a command without an answer fails after this")

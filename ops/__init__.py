@@ -1,1 +1,2 @@
-"""Ops side: admin HTTP API, dashboard, metrics (a later issue builds it)."""
+"""The HTTP API beside the webhook receiver: the Service API (jobs, schedules) with its token guard
+and OpenAPI; the ops routes, dashboard and metrics join it in later issues."""

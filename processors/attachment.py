@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -32,6 +31,7 @@ from processors.parts.scan import load_scan_hook
 from processors.parts.sources import LocalFile, source_file
 from processors.parts.upload_session import UploadProgress, upload_in_chunks
 from worker.context import JobContext
+from worker.graph.responses import reply_model, reply_str
 
 DOWNLOAD_CHUNK = 256 * 1024
 
@@ -101,7 +101,7 @@ async def upload(ctx: JobContext, payload: Attachment) -> AttachmentResult:
             chunks = 1
         else:
             response, chunks = await _upload_session(ctx, payload, source, url, refresh)
-    item = DriveItemRef.model_validate_json(response.content)
+    item = reply_model(DriveItemRef, response)
     return AttachmentResult(operation="upload", drive_id=payload.drive_id, item_path=payload.item_path,
                             item=item, bytes=source.size, chunks=chunks)  # fmt: skip
 
@@ -109,13 +109,16 @@ async def upload(ctx: JobContext, payload: Attachment) -> AttachmentResult:
 async def _upload_session(
     ctx: JobContext, payload: Attachment, source: LocalFile, url: str, refresh: RefreshOnce
 ) -> tuple[httpx.Response, int]:
-    progress = UploadProgress(ctx.redis, ctx.envelope.id, ctx.settings.upload_progress_ttl_s)
+    progress = UploadProgress(
+        ctx.redis, ctx.envelope.id, ctx.settings.upload_progress_ttl_s,
+        report=lambda done, total: ctx.progress(done, total, "bytes"),
+    )  # fmt: skip
 
     async def new_session() -> str:
         body = {"item": {"@microsoft.graph.conflictBehavior": payload.conflict_behavior}}
         response = await ctx.graph.call_url("POST", f"{url}/createUploadSession", json_body=body,
                                             force_refresh=refresh())  # fmt: skip
-        return str(json.loads(response.content)["uploadUrl"])
+        return reply_str(response, "uploadUrl")
 
     chunk = ctx.settings.attachment_chunk_bytes
     response = await upload_in_chunks(ctx.graph, progress, "drive", source, chunk, new_session)

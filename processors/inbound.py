@@ -17,7 +17,7 @@ import logging
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from graphworks_core import keys
 from graphworks_core.clock import utc
@@ -27,6 +27,7 @@ from graphworks_core.resource_path import MessageRef, parse_message_resource
 from processors.parts.inbound_message import InboundMessage, from_chat_message, from_mail
 from worker.context import JobContext
 from worker.graph.client import RequestBuilder
+from worker.graph.responses import reply_json, unexpected_reply
 from worker.sinks import SinkRecord, sink_for
 from worker.sinks.delivery import deliver_once
 
@@ -78,12 +79,15 @@ async def fetch_inbound(ctx: JobContext, payload: Inbound) -> InboundResult:
                 f"inbound {ref.canonical}: mailbox {ref.user_id} does not exist ({exc.graph_code})"
             ) from exc
         return await _gone(ctx, ref, payload, f"404 {exc.graph_code or ''}".strip(), exc.request_id)
-    raw: dict[str, Any] = response.json()
+    raw: dict[str, Any] = reply_json(response)
     if raw.get("deletedDateTime"):
         return await _gone(ctx, ref, payload, "soft-deleted", response.headers.get("request-id"))
     common = {"tenant_id": payload.tenant_id, "subscription_id": payload.subscription_id,
               "fetched_at": utc(ctx.clock.now())}  # fmt: skip
-    message = from_mail(ref, raw, **common) if ref.source == "mail" else from_chat_message(ref, raw, **common)
+    try:
+        message = from_mail(ref, raw, **common) if ref.source == "mail" else from_chat_message(ref, raw, **common)
+    except ValidationError as exc:  # Graph's message, not our payload, did not fit
+        raise unexpected_reply(response, f"which does not fit InboundMessage ({exc.errors()[0]['msg']})") from exc
     delivered = await deliver_once(
         ctx.redis, sink_for(ctx.settings), SinkRecord(message.model_dump_json()),
         marker=keys.inbound_seen(_digest(message)), ttl_s=ctx.settings.inbound_dedup_ttl_s,

@@ -5,7 +5,9 @@ to resume from) before fetching the next, so a worker killed mid-round resumes f
 A 410 Gone (`syncStateNotFound`, `resyncChanges*`) means Graph dropped the state token: the round
 restarts from the initial URL as a full resync, and the end of that round reports as deleted the
 items it no longer lists. One run per resource at a time (a lock with TTL owned by the job id, so
-the re-run of a job whose worker died takes it back at once).
+the re-run of a job whose worker died takes it back at once). Contacts are synced per folder (the only
+delta Graph documents for them); without a `folder`, the user's default Contacts folder, looked up
+once and kept with the sync state (processors/parts/contact_folder.py).
 https://learn.microsoft.com/en-us/graph/delta-query-overview
 https://learn.microsoft.com/en-us/onedrive/developer/rest-api/api/driveitem_delta (410 resync codes)
 """
@@ -21,9 +23,11 @@ from graphworks_core import keys
 from graphworks_core.envelope import Envelope
 from graphworks_core.errors import GraphHTTPError, JobRejected
 from graphworks_core.payloads import Sync
+from processors.parts.contact_folder import default_contact_folder
 from processors.parts.sync_state import LinkRecord, LockLost, SyncState
 from processors.parts.sync_targets import SyncTarget, target_for
 from worker.context import JobContext
+from worker.graph.responses import reply_model
 from worker.queue import JobQueue, Scheduled
 from worker.sinks import sink_for
 
@@ -66,6 +70,13 @@ async def run_sync(ctx: JobContext, payload: Sync) -> SyncResult:
         log.info("sync %s: another run holds it; nothing to do", target.key)
         return SyncResult(status="busy", resource_key=target.key)
     try:
+        if target.needs_contact_folder:
+            folder = await _default_contact_folder(ctx, payload, state)
+            if folder is None:
+                log.info("sync %s: the default contact folder holds nothing yet; nothing to do", target.key)
+                return SyncResult(status="synced", resource_key=target.key)
+            target = target_for(payload, ctx.graph.base_url, default_contact_folder=folder)
+            state.retarget(target)
         result = await _rounds(ctx, payload, target, state, owner, lock_ttl_s)
     except LockLost:
         log.warning("sync %s: lock lost to another run; stopping", target.key)
@@ -75,6 +86,16 @@ async def run_sync(ctx: JobContext, payload: Sync) -> SyncResult:
     if result.status == "continued":
         await _continue(ctx, payload)  # after the release, or the new job would find the lock held
     return result
+
+
+async def _default_contact_folder(ctx: JobContext, payload: Sync, state: SyncState) -> str | None:
+    """The default contact folder's id: kept with the sync state, else looked up (and then kept)."""
+    folder = await state.contact_folder()
+    if folder is None:
+        folder = await default_contact_folder(ctx, payload.owner)
+        if folder is not None:
+            await state.keep_contact_folder(folder)
+    return folder
 
 
 async def _rounds(
@@ -88,6 +109,13 @@ async def _rounds(
     if link is not None and link.window != target.window:
         log.info("sync %s: window changed from %s to %s; a full round in the new one", target.key, link.window,
                  target.window)  # fmt: skip
+        await state.restart()
+        link = None
+    if link is not None and link.contact_folder != target.contact_folder:
+        # A link of another folder, or from before contacts were synced per folder: a full round on
+        # this folder's delta (items delivered before and still there are not delivered again).
+        log.info("sync %s: links were of contact folder %s, now %s; a full round", target.key,
+                 link.contact_folder, target.contact_folder)  # fmt: skip
         await state.restart()
         link = None
     if link is None:  # never synced, or restarted: a full round from the initial URL
@@ -114,24 +142,28 @@ async def _rounds(
                 result.full_resync = True
                 continue
             if exc.status == 404:
+                if target.resource == "contacts" and not payload.folder:
+                    await state.keep_contact_folder(None)  # look the default folder up again next time
                 raise JobRejected(
                     f"sync of {target.describe}: Graph answered 404 {exc.graph_code or ''}: it does not exist "
                     "or this app cannot see it; check the owner/folder/channel id"
                 ) from exc
             raise
-        page = DeltaPage.model_validate_json(response.content)
+        page = reply_model(DeltaPage, response)
         nxt_url = page.next_link or page.delta_link
         if nxt_url is None:
             raise JobRejected(f"sync of {target.describe}: a delta page with neither @odata.nextLink nor deltaLink")
         pages += 1
         kind: Literal["next", "delta"] = "next" if page.next_link else "delta"
-        nxt = LinkRecord(url=nxt_url, kind=kind, full=full, pages=pages, window=target.window)
+        nxt = LinkRecord(url=nxt_url, kind=kind, full=full, pages=pages, window=target.window,
+                         contact_folder=target.contact_folder)  # fmt: skip
         counts = await state.commit_page(sink, page.value, nxt, owner=owner, lock_ttl_s=lock_ttl_s,
                                          now=ctx.clock.now())  # fmt: skip
         result.pages += 1
         result.created += counts.get("created", 0)
         result.updated += counts.get("updated", 0)
         result.deleted += counts.get("deleted", 0)
+        await ctx.progress(result.pages, None, "pages")  # a delta round's page count is not known ahead
         if nxt.kind == "delta":
             log.info("sync %s: round done, %d pages (%s)", target.key, pages, "full" if full else "incremental")
             return result

@@ -23,6 +23,7 @@ from graphworks_core.payloads import TEAMS_MAX_BODY_BYTES, TeamsFileReference, T
 from processors.parts.common import RefreshOnce, explained
 from worker.context import JobContext
 from worker.graph.client import RequestBuilder
+from worker.graph.responses import reply_model
 
 ETAG_GUID = re.compile(r"\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?")
 
@@ -111,7 +112,7 @@ async def _resolve(
         if exc.status == 404:
             raise explained(exc, f"the file {ref.item_id} in drive {ref.drive_id} to attach was not found") from exc
         raise
-    item = _DriveItem.model_validate_json(response.content)
+    item = reply_model(_DriveItem, response)
     match = ETAG_GUID.search(item.eTag or "")
     if match is None or not item.webUrl:
         raise JobRejected(f"the file {ref.item_id} has no eTag GUID or webUrl to share it by reference")
@@ -144,4 +145,4 @@ async def send_teams_message(ctx: JobContext, payload: TeamsMessage) -> SentChat
         if exc.status == 404:
             raise explained(exc, f"{target} was not found, or the sender is not a member") from exc
         raise
-    return SentChatMessage.model_validate_json(response.content)
+    return reply_model(SentChatMessage, response)

@@ -16,8 +16,8 @@ What we take from arq, and how:
 - `sem` and `job_counter`, given back after an outage interrupted arq's start_jobs mid-way;
 - `job_tasks` (the jobs whose function is still running), read to tell a lost lease.
 
-Promotion of due retries and the burst mode that also waits for them run beside arq's `main()`,
-not inside a copy of it.
+Promotion of due retries, recurring schedules' ticks and the burst mode that also waits for
+retries run beside arq's `main()`, not inside a copy of it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from graphworks_core.connections import UNREACHABLE
 from graphworks_core.envelope import Envelope
 from graphworks_core.outage import Backoff, Outage
 from graphworks_core.settings import Settings
+from graphworks_core.status import JobStatus
 from worker.liveness import announce, new_worker_info, retire
 
 log = logging.getLogger("graphworks.worker")
@@ -54,11 +55,14 @@ log = logging.getLogger("graphworks.worker")
 # WatchError from EXEC itself, so one that reaches main() is the outage).
 ARQ_LOOP_OUTAGE: tuple[type[BaseException], ...] = (*UNREACHABLE, WatchError)
 OUTAGE_RERUN_MS = 500  # a job cut short by an outage runs again this long after Redis is back
+SCHEDULE_BUG_PAUSE_S = 5.0  # a schedule tick that raised (not an outage) is tried again after this
 
 RUNNER_FUNCTION = "graphworks_job"
 JOB_KEY_PREFIX = job_key_prefix  # arq's job record: `arq:job:<arq job id>`
+IN_PROGRESS_KEY_PREFIX = in_progress_key_prefix  # set while a worker runs the arq job (its lease)
 
 __all__ = [
+    "IN_PROGRESS_KEY_PREFIX",
     "JOB_KEY_PREFIX",
     "RUNNER_FUNCTION",
     "GraphworksWorker",
@@ -111,11 +115,13 @@ class _Queue(Protocol):
 
 
 class _Stats(Protocol):
-    async def completed(self, env: Envelope, *, pipe: aioredis.client.Pipeline | None = ...) -> bool: ...
+    async def completed(
+        self, env: Envelope, record: JobStatus, *, pipe: aioredis.client.Pipeline | None = ...
+    ) -> bool: ...
 
 
 class JobRunner(Protocol):
-    pending_completions: dict[str, Envelope] | None
+    pending_completions: dict[str, tuple[Envelope, JobStatus]] | None
 
     @property
     def settings(self) -> Settings: ...
@@ -188,8 +194,11 @@ class GraphworksWorker(Worker):
         burst: bool = False,
         cron_jobs: Sequence[CronJob] = (),
         on_startup: StartupShutdown | None = None,
+        schedule_tick: Callable[[], Awaitable[object]] | None = None,
         **kwargs: Any,
     ) -> None:
+        """`schedule_tick`: called every SCHEDULE_TICK_S to enqueue due recurring schedules
+        (worker/schedules.py `ScheduleStore.tick`, passed in: this module cannot import it)."""
         settings = runner.settings
         self._user_startup = on_startup
         self._started_up = False
@@ -231,6 +240,8 @@ class GraphworksWorker(Worker):
         self._lease_ms = int(settings.worker_lease_s * 1000)
         self._beat_every_s = settings.worker_lease_s / 3
         self._promote_every_s = settings.worker_promote_interval_s
+        self._schedule_tick = schedule_tick
+        self._tick_every_s = settings.schedule_tick_s
 
     async def _startup_once(self, ctx: dict[str, Any]) -> None:
         # arq runs on_startup each time main() starts; after an outage main() starts again.
@@ -285,7 +296,7 @@ class GraphworksWorker(Worker):
         keep_result_forever: bool,
         incr_score: int | None,
         keep_in_progress: float | None,
-        completed: Envelope | None,
+        completed: tuple[Envelope, JobStatus] | None,
         give_back_run: bool,
     ) -> None:
         async with self.pool.pipeline(transaction=True) as tr:
@@ -309,8 +320,9 @@ class GraphworksWorker(Worker):
             if delete_keys:
                 tr.delete(*delete_keys)
             if completed is not None:
-                await self.runner.stats.completed(completed, pipe=tr)
-                await self.runner.queue.release(completed, pipe=tr)  # its ordering key's next job
+                env, record = completed
+                await self.runner.stats.completed(env, record, pipe=tr)  # with its status record and event
+                await self.runner.queue.release(env, pipe=tr)  # its ordering key's next job
             await tr.execute()
 
     async def drained(self) -> bool:
@@ -332,6 +344,8 @@ class GraphworksWorker(Worker):
             asyncio.create_task(self._promote_due_forever(), name="promote"),
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
         ]
+        if self._schedule_tick is not None:
+            helpers.append(asyncio.create_task(self._tick_schedules_forever(self._schedule_tick), name="schedules"))
         try:
             while True:
                 arq_main = asyncio.create_task(super().main())
@@ -362,7 +376,8 @@ class GraphworksWorker(Worker):
         self._stopping = True
         for task in helpers:
             task.cancel()
-        _, pending = await asyncio.wait(helpers, timeout=max(self._beat_every_s, self._promote_every_s) + 1)
+        longest = max(self._beat_every_s, self._promote_every_s, self._tick_every_s)
+        _, pending = await asyncio.wait(helpers, timeout=longest + 1)
         for task in pending:
             log.warning("a worker loop did not stop: %s", task.get_name())
             task.cancel()
@@ -399,6 +414,24 @@ class GraphworksWorker(Worker):
                 continue
             backoff.reset()
             await asyncio.sleep(self._promote_every_s)
+
+    async def _tick_schedules_forever(self, tick: Callable[[], Awaitable[object]]) -> None:
+        """Recurring schedules' due ticks, enqueued by whichever workers see them (one job each)."""
+        backoff = Backoff()
+        while not self._stopping:
+            if not self.shutting_down:  # a worker on its way out takes nothing new, and starts nothing
+                try:
+                    await tick()
+                except UNREACHABLE as exc:
+                    self.outage.failed(exc)
+                    await asyncio.sleep(backoff.next())
+                    continue
+                except Exception:  # a bug must not stop the schedules for good, nor log every tick
+                    log.exception("schedule tick failed; trying again in %g s", SCHEDULE_BUG_PAUSE_S)
+                    await asyncio.sleep(SCHEDULE_BUG_PAUSE_S)
+                    continue
+                backoff.reset()
+            await asyncio.sleep(self._tick_every_s)
 
     async def _heartbeat_forever(self) -> None:
         while not self._stopping:

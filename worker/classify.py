@@ -10,7 +10,14 @@ import pydantic
 from pydantic import ConfigDict
 
 from graphworks_core.envelope import ErrorFields
-from graphworks_core.errors import CallTimeout, ErrorClass, GraphHTTPError, JobRejected, NetworkError
+from graphworks_core.errors import (
+    CallTimeout,
+    ErrorClass,
+    GraphHTTPError,
+    JobRejected,
+    NetworkError,
+    UnexpectedGraphReply,
+)
 from graphworks_core.redact import redact_text
 
 VALIDATION_STATUSES = frozenset({400, 404, 405, 409, 411, 413, 415, 422})
@@ -53,6 +60,17 @@ def classify(exc: BaseException) -> Failure:
             request_id=exc.request_id,
             client_request_id=exc.client_request_id,
             retry_after_s=exc.retry_after_s,
+        )
+    if isinstance(exc, UnexpectedGraphReply):
+        # A 2xx we cannot read is Graph's surprise, not our payload's fault: unknown (retried a few
+        # times), told apart by its cause, with the status and a short excerpt of the body.
+        return Failure(
+            ErrorClass.UNKNOWN,
+            redact_text(str(exc)),
+            cause=UnexpectedGraphReply.CAUSE,
+            status=exc.status,
+            request_id=exc.request_id,
+            client_request_id=exc.client_request_id,
         )
     message = redact_text(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, CallTimeout | TimeoutError | httpx.TimeoutException):

@@ -9,7 +9,9 @@ A payload that fails its model raises PayloadInvalid naming the field; nothing i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -18,10 +20,11 @@ import pydantic
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from graphworks_core import keys
 from graphworks_core.clock import Clock, SystemClock
 from graphworks_core.connections import UNREACHABLE, display_url, redis_client
 from graphworks_core.envelope import ORDERING_KEY_MAX_CHARS, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
-from graphworks_core.errors import ConfigError, EnqueueError, PayloadInvalid, QueueUnavailable
+from graphworks_core.errors import ConfigError, EnqueueError, IdempotencyConflict, PayloadInvalid, QueueUnavailable
 from graphworks_core.payloads import (
     PAYLOAD_MODELS,
     Attachment,
@@ -33,9 +36,27 @@ from graphworks_core.payloads import (
     TeamsMessage,
 )
 from graphworks_core.settings import Settings, load_settings
-from worker.queue import JobQueue, Scheduled
+from graphworks_core.status import JobEvent, JobState, JobStatus, Progress
+from worker.queue import JobQueue, PutResult, Scheduled
+from worker.status import JobNotFound, JobPage, JobStatusStore, NotCancellable, WaitTimedOut
 
-__all__ = ["EnqueueError", "GraphworksClient", "JobRequest", "PayloadInvalid", "QueueUnavailable", "validate_payload"]
+__all__ = [
+    "EnqueueError",
+    "Enqueued",
+    "GraphworksClient",
+    "IdempotencyConflict",
+    "JobEvent",
+    "JobNotFound",
+    "JobPage",
+    "JobRequest",
+    "JobStatus",
+    "NotCancellable",
+    "PayloadInvalid",
+    "Progress",
+    "QueueUnavailable",
+    "WaitTimedOut",
+    "validate_payload",
+]
 
 
 class JobRequest(BaseModel):
@@ -49,6 +70,22 @@ class JobRequest(BaseModel):
     idempotency_key: str | None = Field(None, min_length=1, max_length=512)
     defer_s: float | None = Field(None, ge=0)
     ordering_key: str | None = Field(None, min_length=1, max_length=ORDERING_KEY_MAX_CHARS)
+
+
+class Enqueued(BaseModel):
+    """What an enqueue answers over HTTP: the job's id and status, and whether it was already there."""
+
+    id: str
+    type: str
+    status: JobState
+    duplicate: bool
+
+
+def _fingerprint(
+    job_type: str, payload: dict[str, Any], priority: int, ordering_key: str | None, defer_s: float | None
+) -> str:
+    text = json.dumps([job_type, payload, priority, ordering_key, defer_s], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _problems(exc: pydantic.ValidationError) -> list[str]:
@@ -73,6 +110,7 @@ class GraphworksClient:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.queue = JobQueue.from_settings(settings, redis, self.clock)
+        self.jobs = JobStatusStore(redis, self.queue, settings)
         self._owns_redis = False
 
     @classmethod
@@ -123,15 +161,20 @@ class GraphworksClient:
             if defer_until.tzinfo is None:
                 raise EnqueueError("defer_until must be timezone-aware")
             due = defer_until.timestamp()
+        data = model.model_dump(mode="json", exclude_none=True)
         env = Envelope(
             type=job_type,
-            payload=model.model_dump(mode="json", exclude_none=True),
+            payload=data,
             priority=priority,
             queue=self.settings.worker_queue,
             idempotency_key=idempotency_key,
             ordering_key=ordering_key if ordering_key is not None else model.default_ordering_key(),
         )
-        return Scheduled(env, due_at=due)
+        fingerprint = None
+        if idempotency_key is not None:
+            defer_s = defer_by.total_seconds() if isinstance(defer_by, timedelta) else defer_by
+            fingerprint = _fingerprint(job_type, data, priority, ordering_key, defer_s)
+        return Scheduled(env, due_at=due, fingerprint=fingerprint)
 
     async def enqueue(
         self,
@@ -162,6 +205,51 @@ class GraphworksClient:
 
     async def enqueue_many(self, requests: Iterable[JobRequest], *, chunk: int = 1000) -> list[str]:
         """Validate every job first (one bad job: nothing is stored), then store in pipelined chunks."""
+        jobs = self._requests(requests)
+        ids: list[str] = []
+        for start in range(0, len(jobs), chunk):
+            ids.extend(await self._put(jobs[start : start + chunk]))
+        return ids
+
+    async def submit(self, request: JobRequest) -> Enqueued:
+        """Enqueue one job as the HTTP API does: IdempotencyConflict if its key was used by a
+        different request (Stripe's rule; the first job untouched), else the job and whether it
+        was a duplicate."""
+        return (await self.submit_many([request]))[0]
+
+    async def submit_many(self, requests: Iterable[JobRequest]) -> list[Enqueued]:
+        """All or nothing as far as validation goes (EnqueueError naming the job's index, from 1)."""
+        jobs = self._requests(requests)
+        results = await self._put_results(jobs, refuse_conflicts=True)
+        answers = []
+        for job, result in zip(jobs, results, strict=True):
+            env = job.envelope
+            if result.conflict:
+                raise IdempotencyConflict(env.idempotency_key or "", result.id)
+            status: JobState = "scheduled" if job.due_at is not None else "queued"
+            if result.duplicate:
+                try:
+                    status = (await self.jobs.get(result.id)).status
+                except JobNotFound:
+                    status = "completed"  # its record outlived by its idempotency key
+            answers.append(Enqueued(id=result.id, type=env.type, status=status, duplicate=result.duplicate))
+        return answers
+
+    async def _refuse_conflicts(self, jobs: list[Scheduled]) -> None:
+        """IdempotencyConflict if a job's key is already held by a request with another fingerprint.
+        (A conflict that races in between is still caught after the put, for that job alone.)"""
+        keyed = [j for j in jobs if j.envelope.idempotency_key is not None]
+        if not keyed:
+            return
+        held = await self.redis.mget([keys.idempotency(j.envelope.idempotency_key or "") for j in keyed])
+        for job, raw in zip(keyed, held, strict=True):
+            if raw is None:
+                continue
+            job_id, _, fingerprint = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
+            if fingerprint != (job.fingerprint or ""):
+                raise IdempotencyConflict(job.envelope.idempotency_key or "", job_id)
+
+    def _requests(self, requests: Iterable[JobRequest]) -> list[Scheduled]:
         jobs: list[Scheduled] = []
         for i, req in enumerate(requests):
             try:
@@ -178,17 +266,19 @@ class GraphworksClient:
                 )
             except EnqueueError as exc:
                 raise EnqueueError(f"job {i + 1}: {exc}") from exc
-        ids: list[str] = []
-        for start in range(0, len(jobs), chunk):
-            ids.extend(await self._put(jobs[start : start + chunk]))
-        return ids
+        return jobs
 
     async def _put(self, jobs: list[Scheduled]) -> list[str]:
+        return [r.id for r in await self._put_results(jobs)]
+
+    async def _put_results(self, jobs: list[Scheduled], *, refuse_conflicts: bool = False) -> list[PutResult]:
         """Store jobs, or raise QueueUnavailable once Redis has not answered for REDIS_ENQUEUE_TIMEOUT_S."""
         timeout_s = self.settings.redis_enqueue_timeout_s
         try:
             async with asyncio.timeout(timeout_s):
-                return await self.queue.put(jobs)
+                if refuse_conflicts:  # before anything is stored: a batch is all or nothing
+                    await self._refuse_conflicts(jobs)
+                return await self.queue.put_results(jobs)
         except TimeoutError as exc:
             raise QueueUnavailable(display_url(self.settings.redis_url), timeout_s, None) from exc
         except UNREACHABLE as exc:
@@ -223,3 +313,30 @@ class GraphworksClient:
         if payload is not None and opts:
             raise EnqueueError(f"unexpected arguments with a {model.__name__} payload: {', '.join(opts)}")
         return await self.enqueue(job_type, data, **enqueue_opts)
+
+    # -- following what was sent (worker/status.py) --
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The job's status record; JobNotFound if there is none (unknown id, or expired)."""
+        return await self.jobs.get(job_id)
+
+    async def wait(self, job_id: str, *, timeout_s: float = 60.0) -> JobStatus:
+        """The final record (completed, dead_lettered or cancelled) once the job ends; WaitTimedOut
+        (with the record as it stands) after `timeout_s`. No polling: blocks on the job's own key."""
+        return await self.jobs.wait(job_id, timeout_s)
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued or scheduled job (it never runs); NotCancellable if it runs or ended."""
+        return await self.jobs.cancel(job_id)
+
+    async def list_jobs(
+        self, job_type: str | None = None, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        return await self.jobs.list_jobs(job_type, status=status, limit=limit, cursor=cursor)
+
+    def events(
+        self, *, since: str | datetime = "$", group: str | None = None, consumer: str = "graphworks"
+    ) -> AsyncIterator[JobEvent]:
+        """Job transitions from the events stream, after `since` (a stream id, "0", "$" or a time);
+        with `group`, as a consumer group's `consumer` (each event acknowledged as the next is read)."""
+        return self.jobs.events(since=since, group=group, consumer=consumer)

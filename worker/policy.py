@@ -58,9 +58,10 @@ def decide(policy: ClassPolicy, failure: Failure, n: int, rand: float) -> RetryD
     if n < 1:
         raise ValueError("n counts failures and starts at 1")
     if n > policy.max_retries:
+        label = f"{failure.error_class} ({failure.cause})" if failure.cause else str(failure.error_class)
         if policy.max_retries == 0:
-            return DeadLetter(f"{failure.error_class} is not retried")
-        return DeadLetter(f"{failure.error_class}: still failing after {policy.max_retries} retries")
+            return DeadLetter(f"{label} is not retried")
+        return DeadLetter(f"{label}: still failing after {policy.max_retries} retries")
     if policy.honour_retry_after and failure.retry_after_s is not None:
         return RetryDecision(max(0.0, failure.retry_after_s), policy.refresh_auth)
     nominal = min(policy.base_delay_s * policy.factor ** (n - 1), policy.max_delay_s)

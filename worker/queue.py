@@ -25,6 +25,7 @@ from redis.exceptions import NoScriptError
 from graphworks_core import keys
 from graphworks_core.clock import Clock
 from graphworks_core.envelope import Envelope, encode
+from graphworks_core.status import EventName, record_for
 from worker.arq_adapter import JOB_KEY_PREFIX, job_record
 
 if TYPE_CHECKING:
@@ -48,6 +49,18 @@ class Scheduled:
     # A new job joins the end of its ordering key's line; a retry or deferral of the line's head
     # does not (it still holds the head, and its successors wait for it).
     joins_order: bool = True
+    # Appended to the events stream with the status record: a retry, a redrive.
+    event: EventName | None = None
+    # Kept with the idempotency key: a later request with the key and another fingerprint is a
+    # conflict (Stripe's rule), not a duplicate (PutResult.conflict).
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    id: str  # this job's id, or the first job's if its idempotency key was held
+    duplicate: bool
+    conflict: bool  # a duplicate whose first request had another fingerprint
 
 
 def arq_job_id(envelope: Envelope) -> str:
@@ -70,6 +83,8 @@ class JobQueue:
         priority_step_s: float = 60.0,
         idempotency_ttl_s: int = 86_400,
         job_expiry_extra_s: float = 86_400.0,
+        status_ttl_s: int = 7 * 86_400,
+        events_maxlen: int = 100_000,
     ) -> None:
         self.redis = redis
         self.clock = clock
@@ -79,6 +94,8 @@ class JobQueue:
         self.step_ms = int(priority_step_s * 1000)
         self.idempotency_ttl_s = idempotency_ttl_s
         self.expiry_extra_ms = int(job_expiry_extra_s * 1000)
+        self.status_ttl_ms = status_ttl_s * 1000
+        self.events_maxlen = events_maxlen
         self._enqueue = redis.register_script(_script("enqueue.lua"))
         self._promote = redis.register_script(_script("promote.lua"))
         self._release = redis.register_script(_script("release.lua"))
@@ -94,10 +111,16 @@ class JobQueue:
             priority_step_s=settings.queue_priority_step_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,
             job_expiry_extra_s=settings.job_expiry_extra_s,
+            status_ttl_s=settings.job_status_ttl_s,
+            events_maxlen=settings.events_stream_maxlen,
         )
 
     async def put(self, jobs: Sequence[Scheduled]) -> list[str]:
         """Store jobs in one pipelined round trip; returns each job's id (the first job's for a known key)."""
+        return [r.id for r in await self.put_results(jobs)]
+
+    async def put_results(self, jobs: Sequence[Scheduled]) -> list[PutResult]:
+        """`put`, saying for each job whether its idempotency key was held, and by a request like it."""
         if not jobs:
             return []
         now_ms = int(self.clock.now() * 1000)
@@ -107,7 +130,13 @@ class JobQueue:
         except NoScriptError:  # Redis restarted or its scripts were flushed: load them again, once
             results = await self._put(jobs, now_ms, wall_ms, check_scripts=True)
         self._scripts_loaded = True
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
+        out = []
+        for job, raw in zip(jobs, results, strict=True):
+            held_id, _, held_fp = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
+            duplicate = held_id != job.envelope.id
+            conflict = duplicate and held_fp != (job.fingerprint or "")
+            out.append(PutResult(held_id, duplicate, conflict))
+        return out
 
     async def _put(self, jobs: Sequence[Scheduled], now_ms: int, wall_ms: int, *, check_scripts: bool) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -130,14 +159,26 @@ class JobQueue:
         idem = job.use_idempotency and env.idempotency_key is not None
         ordered = job.joins_order and env.ordering_key is not None
         job_key = JOB_KEY_PREFIX + job_id
+        ttl_ms = max(due_ms - now_ms, 0) + self.expiry_extra_ms
+        record = record_for(
+            env,
+            "scheduled" if later else "queued",
+            run_id=job_id,
+            now=now_ms / 1000,
+            next_run_at=due_ms / 1000 if later else None,
+        ).model_dump_json()
+        fresh = env.attempt == 0 and env.deferrals == 0  # a new job or a redrive: (re)listed in its type's index
         await self._enqueue(
             keys=[keys.idempotency(env.idempotency_key) if idem and env.idempotency_key else job_key,
                   job_key, self.queue_key, self.scheduled_key,
-                  keys.order(self.name, env.ordering_key) if ordered and env.ordering_key else job_key],
+                  keys.order(self.name, env.ordering_key) if ordered and env.ordering_key else job_key,
+                  keys.job_status(env.id), keys.EVENTS, keys.jobs_index(env.type)],
             args=[env.id, job_id, job_record(encode(env), now_ms),
-                  max(due_ms - now_ms, 0) + self.expiry_extra_ms, score, "1" if later else "0",
+                  ttl_ms, score, "1" if later else "0",
                   self.idempotency_ttl_s if idem else 0, priority, "1" if ordered else "0",
-                  due_ms if later else 0],
+                  due_ms if later else 0,
+                  record, ttl_ms + self.status_ttl_ms, job.event or "", self.events_maxlen, env.type,
+                  "0" if fresh else "", job.fingerprint or ""],
             client=pipe,
         )  # fmt: skip
 

@@ -46,6 +46,6 @@ async def _redrive(store: DeadLetterStore, queue: JobQueue, entry: DeadLetterEnt
         result.skipped[entry.id] = str(exc)
         return
     # Queue first, then remove: a crash in between leaves the entry to be redriven again, never lost.
-    await queue.put([Scheduled(env, use_idempotency=False)])
+    await queue.put([Scheduled(env, use_idempotency=False, event="redriven")])
     await store.remove(entry.id)
     result.redriven.append(entry.id)

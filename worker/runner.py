@@ -24,6 +24,7 @@ from graphworks_core.connections import REDIS_DOWN
 from graphworks_core.envelope import AttemptRecord, Envelope, UndecodableJob, decode, new_job_id
 from graphworks_core.errors import ErrorClass
 from graphworks_core.settings import Settings
+from graphworks_core.status import JobStatus, record_for
 from ratelimits import booking
 from ratelimits.base import LimitDeferred
 from worker.classify import Failure, classify
@@ -33,7 +34,7 @@ from worker.deadletter.store import DeadLetterStore
 from worker.graph.client import GraphClient
 from worker.job_type import JobType
 from worker.policy import DeadLetter, PolicySet, RetryDecision, decide
-from worker.queue import JobQueue, Scheduled
+from worker.queue import JobQueue, Scheduled, arq_job_id
 from worker.stats import Stats
 
 log = logging.getLogger("graphworks.runner")
@@ -57,7 +58,7 @@ class Runner:
     # When set (by the arq worker), successes are handed over here, keyed by arq job id, and
     # counted inside arq's finish transaction: one round trip fewer per job, and the count
     # lands atomically with the job leaving the queue.
-    pending_completions: dict[str, Envelope] | None = None
+    pending_completions: dict[str, tuple[Envelope, JobStatus]] | None = None
 
     async def run(self, raw: Any, *, job_try: int = 1, arq_job_id: str = "") -> Outcome:
         text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
@@ -79,13 +80,13 @@ class Runner:
             payload = spec.model.model_validate(env.payload)
         except pydantic.ValidationError as exc:
             return await self._failed(env, exc)
-        ctx = JobContext(self.graph, self.queue.redis, self.settings, self.clock, env)
+        ctx = JobContext(self.graph, self.queue.redis, self.settings, self.clock, env, arq_job_id or _run_id(env))
         try:
             # The limiter is applied around each Graph request (GraphClient); a booked slot
             # from an earlier deferral is handed to it here.
             with booking.holding(env.limit_booking):
                 async with asyncio.timeout(self.settings.worker_job_timeout_s * 0.95):
-                    await spec.run(ctx, payload)
+                    result = await spec.run(ctx, payload)
         except LimitDeferred as deferred:
             return await self._deferred(env, deferred)
         except REDIS_DOWN:
@@ -93,10 +94,15 @@ class Runner:
         except Exception as exc:
             return await self._failed(env, exc)
         log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
+        record = record_for(
+            env, "completed", run_id=arq_job_id or _run_id(env), now=self.clock.now(), result=result,
+            progress=ctx.reported[-1] if ctx.reported else None,
+        )  # fmt: skip
         if self.pending_completions is not None and arq_job_id:
-            self.pending_completions[arq_job_id] = env  # counted (and its ordering key released) at finish
+            # Counted, recorded and its ordering key released in arq's finish transaction.
+            self.pending_completions[arq_job_id] = (env, record)
         else:
-            await self.stats.completed(env)
+            await self.stats.completed(env, record)
             await self.queue.release(env)
         return "completed"
 
@@ -133,7 +139,9 @@ class Runner:
             }
         )
         due = self.clock.now() + decision.delay_s
-        await self.queue.put([Scheduled(retry, due_at=due, use_idempotency=False, joins_order=False)])
+        await self.queue.put(
+            [Scheduled(retry, due_at=due, use_idempotency=False, joins_order=False, event="retry_scheduled")]
+        )
         await self.stats.retried(env, failure.error_class)
         log.warning(
             "job=%s type=%s attempt=%d outcome=retry class=%s status=%s graph_code=%s request_id=%s delay_s=%.3f",
@@ -151,7 +159,7 @@ class Runner:
         )
         await self.dlq.put(entry)
         await self.queue.release(env)
-        if await self.stats.dead_lettered(env, failure.error_class):
+        if await self.stats.dead_lettered(env, failure.error_class, self._dead_record(env, failure, entry.id)):
             log.error(
                 "job=%s type=%s attempt=%d outcome=dead_lettered class=%s status=%s graph_code=%s request_id=%s"
                 " reason=%s",
@@ -168,6 +176,16 @@ class Runner:
             env, failure, reason=exc.reason, at=utc(self.clock.now()), payload=exc.raw[:MAX_RAW_KEPT]
         )
         await self.dlq.put(entry)
-        if await self.stats.dead_lettered(env, failure.error_class):
+        if await self.stats.dead_lettered(env, failure.error_class, self._dead_record(env, failure, entry.id)):
             log.error("job=%s outcome=dead_lettered class=undecodable reason=%s", job_id, exc.reason)
         return "dead_lettered"
+
+    def _dead_record(self, env: Envelope, failure: Failure, entry_id: str) -> JobStatus:
+        now = self.clock.now()
+        last = AttemptRecord.of(failure, utc(now), None)
+        ended = env.model_copy(update={"history": [*env.history, last]})
+        return record_for(ended, "dead_lettered", run_id=_run_id(env), now=now, dead_letter_id=entry_id)
+
+
+def _run_id(env: Envelope) -> str:
+    return arq_job_id(env)

@@ -1,4 +1,7 @@
-"""Counters in one Redis hash: completed, retried and dead-lettered, by job type and error class."""
+"""Counters in one Redis hash: completed, retried and dead-lettered, by job type and error class.
+
+A job's end is counted by worker/lua/outcome.lua, which in the same call writes the job's final
+status record, appends its event and wakes its waiters (graphworks_core/status.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from pydantic import BaseModel
 from graphworks_core import keys
 from graphworks_core.envelope import Envelope
 from graphworks_core.errors import ErrorClass
+from graphworks_core.settings import Settings
+from graphworks_core.status import JobStatus
 
 FINAL_MARKER_TTL_S = 7 * 86_400
 
@@ -30,34 +35,50 @@ class StatsSnapshot(BaseModel):
 
 
 class Stats:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, status_ttl_s: int = 7 * 86_400, events_maxlen: int = 100_000) -> None:
         self.redis = redis
-        text = resources.files("worker").joinpath("lua", "final.lua").read_text()
-        self._final = redis.register_script(text)
+        self.status_ttl_s = status_ttl_s
+        self.events_maxlen = events_maxlen
+        text = resources.files("worker").joinpath("lua", "outcome.lua").read_text()
+        self._outcome = redis.register_script(text)
 
-    async def completed(self, env: Envelope, *, pipe: aioredis.client.Pipeline | None = None) -> bool:
-        """Count a success once per job (and redrive); False if it was counted already.
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: aioredis.Redis) -> Stats:
+        return cls(redis, status_ttl_s=settings.job_status_ttl_s, events_maxlen=settings.events_stream_maxlen)
+
+    async def completed(
+        self, env: Envelope, record: JobStatus, *, pipe: aioredis.client.Pipeline | None = None
+    ) -> bool:
+        """Count a success once per job (and redrive), with its final status record; False if it
+        was counted already.
 
         With `pipe`, the count is queued on that pipeline (the worker's finish transaction) and
         True is returned; the pipeline's result says whether it counted.
         """
+        args = self._args(env, record, "completed", f"completed:type:{env.type}")
         if pipe is not None:
-            await self._final(keys=self._final_keys(env), args=self._final_args("completed", env), client=pipe)
+            await self._outcome(keys=self._keys(env), args=args, client=pipe)
             return True
-        return await self._once(env, "completed", f"completed:type:{env.type}")
+        return bool(await self._outcome(keys=self._keys(env), args=args))
 
-    @staticmethod
-    def _final_keys(env: Envelope) -> list[str]:
-        return [keys.final_marker(env.id, env.redrive_count), keys.STATS]
-
-    @staticmethod
-    def _final_args(outcome: str, env: Envelope) -> list[str | int]:
-        return [FINAL_MARKER_TTL_S, outcome, f"{outcome}:type:{env.type}"]
-
-    async def dead_lettered(self, env: Envelope, error_class: ErrorClass) -> bool:
-        return await self._once(
-            env, "dead_lettered", f"dead_lettered:type:{env.type}", f"dead_lettered:class:{error_class}"
+    async def dead_lettered(self, env: Envelope, error_class: ErrorClass, record: JobStatus) -> bool:
+        args = self._args(
+            env, record, "dead_lettered", f"dead_lettered:type:{env.type}", f"dead_lettered:class:{error_class}"
         )
+        return bool(await self._outcome(keys=self._keys(env), args=args))
+
+    @staticmethod
+    def _keys(env: Envelope) -> list[str]:
+        return [
+            keys.final_marker(env.id, env.redrive_count), keys.STATS, keys.job_status(env.id), keys.EVENTS,
+            keys.job_waiting(env.id), keys.job_done(env.id),
+        ]  # fmt: skip
+
+    def _args(self, env: Envelope, record: JobStatus, event: str, *fields: str) -> list[str | int]:
+        return [
+            FINAL_MARKER_TTL_S, record.model_dump_json(), self.status_ttl_s, event, self.events_maxlen,
+            env.id, env.type, event, *fields,
+        ]  # fmt: skip
 
     async def retried(self, env: Envelope, error_class: ErrorClass) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -72,9 +93,6 @@ class Stats:
             pipe.hincrby(keys.STATS, "deferred", 1)
             pipe.hincrby(keys.STATS, f"deferred:type:{env.type}", 1)
             await pipe.execute()
-
-    async def _once(self, env: Envelope, *fields: str) -> bool:
-        return bool(await self._final(keys=self._final_keys(env), args=[FINAL_MARKER_TTL_S, *fields]))
 
     async def snapshot(self, queue: str = "default") -> StatsSnapshot:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -12,6 +12,8 @@ import click
 from graphworks.cli.common import opened_redis, redis_from, run_async, settings_or_exit
 from graphworks.cli.dlq import dlq
 from graphworks.cli.enqueue import enqueue
+from graphworks.cli.jobs import jobs
+from graphworks.cli.schedules import schedules
 from graphworks.cli.serve import serve
 from graphworks.cli.subscriptions import subscriptions
 from graphworks.cli.tokens import tokens
@@ -44,8 +46,10 @@ def cli(log_level: str) -> None:
 
 cli.add_command(enqueue)
 cli.add_command(dlq)
+cli.add_command(jobs)
 cli.add_command(serve)
 cli.add_command(subscriptions)
+cli.add_command(schedules)
 cli.add_command(tokens)
 
 

@@ -14,7 +14,6 @@ https://learn.microsoft.com/en-us/graph/api/message-send
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from graphworks_core.errors import GraphHTTPError
@@ -30,6 +29,7 @@ from processors.parts.mail_message import (
 from processors.parts.sources import LocalFile
 from processors.parts.upload_session import UploadProgress, upload_in_chunks
 from worker.context import JobContext
+from worker.graph.responses import reply_str
 
 if TYPE_CHECKING:
     from msgraph.generated.users.item.messages.item.attachments.attachments_request_builder import (
@@ -49,7 +49,7 @@ async def send_by_draft(ctx: JobContext, payload: Mail, files: list[LocalFile]) 
                                         force_refresh=refresh())  # fmt: skip
         except GraphHTTPError as exc:
             raise unknown_mailbox(exc, payload.mailbox) from exc
-        draft_id = str(json.loads(response.content)["id"])
+        draft_id = reply_str(response, "id")
         await progress.set({"draft_id": draft_id})
     message = user.messages.by_message_id(draft_id)
 
@@ -87,6 +87,6 @@ async def _upload(
             item["contentId"] = spec.content_id
         response = await ctx.graph.call("POST", attachments.create_upload_session,
                                         json_body={"AttachmentItem": item}, force_refresh=refresh())  # fmt: skip
-        return str(json.loads(response.content)["uploadUrl"])
+        return reply_str(response, "uploadUrl")
 
     await upload_in_chunks(ctx.graph, progress, f"att{n}", source, ctx.settings.mail_upload_chunk_bytes, new_session)

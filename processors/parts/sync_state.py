@@ -49,6 +49,7 @@ class LinkRecord(BaseModel):
     full: bool  # this round started from the initial URL: items not seen in it were deleted
     pages: int = 0  # pages committed in this round
     window: str | None = None  # calendar: the window the round's links cover
+    contact_folder: str | None = None  # contacts: the folder the round's links cover
 
 
 class SyncChange(BaseModel):
@@ -81,6 +82,7 @@ class SyncState:
         self.link_key = keys.sync_state(tenant_key, target.key, "link")
         self.items_key = keys.sync_state(tenant_key, target.key, "items")
         self.seen_key = keys.sync_state(tenant_key, target.key, "seen")
+        self.folder_key = keys.sync_state(tenant_key, target.key, "folder")
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
 
@@ -90,6 +92,24 @@ class SyncState:
 
     async def release(self, owner: str) -> None:
         await self._release(keys=[self.lock_key], args=[owner])
+
+    def retarget(self, target: SyncTarget) -> None:
+        """The same collection, now with its contact folder known."""
+        if target.key != self.target.key:
+            raise ValueError(f"{target.key} is not {self.target.key}")
+        self.target = target
+
+    async def contact_folder(self) -> str | None:
+        """The default contact folder's id, as looked up once for this sync."""
+        raw = await self.redis.get(self.folder_key)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def keep_contact_folder(self, folder: str | None) -> None:
+        """Keep the looked-up folder id (None: forget it, so the next run looks it up again)."""
+        if folder is None:
+            await self.redis.delete(self.folder_key)
+        else:
+            await self.redis.set(self.folder_key, folder)
 
     async def link(self) -> LinkRecord | None:
         raw = await self.redis.get(self.link_key)

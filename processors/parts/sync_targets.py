@@ -3,7 +3,8 @@
 
 https://learn.microsoft.com/en-us/graph/api/message-delta       /users/{id}/mailFolders/{id}/messages/delta
 https://learn.microsoft.com/en-us/graph/api/event-delta         /users/{id}/calendarView/delta (window required)
-https://learn.microsoft.com/en-us/graph/api/contact-delta       /users/{id}/contacts/delta
+https://learn.microsoft.com/en-us/graph/api/contact-delta       /users/{id}/contactFolders/{id}/contacts/delta
+  (documented per folder only; the default folder's id is looked up: processors/parts/contact_folder.py)
 https://learn.microsoft.com/en-us/graph/api/driveitem-delta     /drives/{id}/root/delta (removals: `deleted` facet)
 https://learn.microsoft.com/en-us/graph/api/chatmessage-delta   /teams/{id}/channels/{id}/messages/delta
 """
@@ -27,6 +28,13 @@ class SyncTarget:
     initial_url: str
     describe: str  # for people: "mail folder inbox of ops@contoso.com"
     window: str | None = None  # calendar: "start/end"; a round's links only cover the window it began with
+    # contacts: the folder the delta covers (None: the default folder, not looked up yet); links of
+    # another folder (or of none, from before contacts were synced per folder) are not followed.
+    contact_folder: str | None = None
+
+    @property
+    def needs_contact_folder(self) -> bool:
+        return self.resource == "contacts" and self.contact_folder is None
 
 
 def _q(value: str) -> str:
@@ -37,7 +45,9 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def target_for(payload: Sync, base_url: str) -> SyncTarget:
+def target_for(payload: Sync, base_url: str, default_contact_folder: str | None = None) -> SyncTarget:
+    """The target of `payload`; a contacts sync without `folder` covers `default_contact_folder` (the
+    user's default Contacts folder, which the caller looks up and keeps with the sync state)."""
     owner = payload.owner
     if payload.resource == "mail":
         folder = payload.folder or "inbox"
@@ -54,8 +64,15 @@ def target_for(payload: Sync, base_url: str) -> SyncTarget:
                           f"{base_url}/users/{_q(owner)}/calendarView/delta?{query}",
                           f"calendar of {owner} from {start} to {end}", window=f"{start}/{end}")  # fmt: skip
     if payload.resource == "contacts":
-        return SyncTarget("contacts", f"contacts:{owner.lower()}", f"{base_url}/users/{_q(owner)}/contacts/delta",
-                          f"contacts of {owner}")  # fmt: skip
+        # The default folder keeps the key it had before contacts were synced per folder; folder ids
+        # are case-sensitive (base64), so a named folder's id is kept as it is.
+        key = f"contacts:{owner.lower()}" + (f":{payload.folder}" if payload.folder else "")
+        contact_folder = payload.folder or default_contact_folder
+        url = ""  # the default folder not looked up yet: no URL until it is
+        if contact_folder:
+            url = f"{base_url}/users/{_q(owner)}/contactFolders/{_q(contact_folder)}/contacts/delta"
+        describe = f"contacts in folder {payload.folder} of {owner}" if payload.folder else f"contacts of {owner}"
+        return SyncTarget("contacts", key, url, describe, contact_folder=contact_folder)
     if payload.resource == "drive":
         return SyncTarget("drive", f"drive:{owner}", f"{base_url}/drives/{_q(owner)}/root/delta", f"drive {owner}")
     channel = payload.channel_id or ""

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from graphsim.delta_resources import default_contacts_folder
 from graphsim.faults import Fault
 from graphsim.server import SimServer
 
@@ -100,3 +101,26 @@ async def test_unknown_mailbox_is_404_and_faults_apply(graphsim: SimServer, clie
     graphsim.state.add_fault(Fault(method="GET", path="/teams/*/channels/*/messages/delta", status=503))
     assert (await client.get("/teams/t1/channels/19:c/messages/delta")).status_code == 503
     assert (await client.get("/teams/t1/channels/19:c/messages/delta")).status_code == 200
+
+
+async def test_contacts_delta_is_per_folder_and_the_default_folder_can_be_found(
+    graphsim: SimServer, client: httpx.AsyncClient
+) -> None:
+    store, default = graphsim.state.delta, default_contacts_folder(USER)
+    assert default == default_contacts_folder(USER.upper()) and default.startswith("AAMk")
+    contact = store.upsert(f"contacts:{USER}:{default}", {"displayName": "Ada"})
+    store.create(f"contacts:{USER}:AAMkChildFolder")
+    assert contact["parentFolderId"] == default
+
+    pages, _ = await _round(client, f"/users/{USER}/contactFolders/{default}/contacts/delta")
+    assert [c["displayName"] for p in pages for c in p] == ["Ada"]
+    undocumented = await client.get(f"/users/{USER}/contacts/delta")
+    assert (undocumented.status_code, undocumented.json()["error"]["code"]) == (400, "BadRequest")
+    assert "contactFolders/{id}/contacts/delta" in undocumented.json()["error"]["message"]
+
+    listed = (await client.get(f"/users/{USER}/contacts?$top=1&$select=parentFolderId")).json()["value"]
+    assert listed == [{"id": contact["id"], "parentFolderId": default}]
+    folders = (await client.get(f"/users/{USER}/contactFolders")).json()["value"]
+    assert folders == [{"id": "AAMkChildFolder", "displayName": "AAMkChildFolder", "parentFolderId": default}]
+    unknown = await client.get("/users/nobody@contoso.com/contacts")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "ErrorInvalidUser")

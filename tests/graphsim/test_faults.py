@@ -178,3 +178,29 @@ def test_fault_defaults_and_matching() -> None:
         Fault(path="*", times=0)
     with pytest.raises(ValueError):
         Fault.model_validate({"path": "*", "kind": "explode"})
+
+
+async def test_reply_fault_answers_its_status_and_body_as_they_are(
+    graphsim: SimServer, client: httpx.AsyncClient
+) -> None:
+    graphsim.state.add_fault(Fault(path=CHAT_MESSAGES, kind="reply", status=202, body={"nextExpectedRanges": ["0-9"]}))
+
+    odd = await client.post(CHAT_MESSAGES, json=BODY)
+    after = await client.post(CHAT_MESSAGES, json=BODY)
+
+    assert (odd.status_code, odd.json()) == (202, {"nextExpectedRanges": ["0-9"]})
+    assert "request-id" in odd.headers
+    assert after.status_code == 201
+    assert [r.status for r in graphsim.state.requests()] == [202, 201]
+
+
+async def test_fault_headers_narrow_the_match(graphsim: SimServer, client: httpx.AsyncClient) -> None:
+    graphsim.state.add_fault(Fault(path=CHAT_MESSAGES, status=503, headers={"X-Case": "b*"}))
+
+    assert (await client.post(CHAT_MESSAGES, json=BODY, headers={"x-case": "a1"})).status_code == 201
+    assert (await client.post(CHAT_MESSAGES, json=BODY)).status_code == 201
+    assert (await client.post(CHAT_MESSAGES, json=BODY, headers={"x-case": "b1"})).status_code == 503
+    assert Fault(path="*", headers={"content-range": "bytes *-9/10"}).matches(
+        "PUT", "/x", {"content-range": "bytes 5-9/10"}
+    )
+    assert not Fault(path="*", headers={"content-range": "bytes *-9/10"}).matches("PUT", "/x", {})

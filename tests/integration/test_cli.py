@@ -32,6 +32,7 @@ def gw(redis: aioredis.Redis, redis_url: str, graphsim: SimServer):  # type: ign
             assert proc.returncode == 0, f"{args}: {proc.stderr}"
         return proc
 
+    run.env = env  # type: ignore[attr-defined]
     return run
 
 
@@ -109,3 +110,32 @@ def test_bad_input_and_bad_settings_say_what_is_wrong(gw) -> None:  # type: igno
     assert "chat_id" in proc.stderr
     proc = gw("dlq", "show", "missing", ok=False)
     assert "no dead-letter entry missing" in proc.stderr
+
+
+def test_jobs_show_wait_cancel_and_list_through_the_cli(gw, graphsim: SimServer) -> None:  # type: ignore[no-untyped-def]
+    sent = gw("enqueue", "teams-message", "--chat-id", "19:jobs", "--content", "hi").stdout.strip()
+    later = gw("enqueue", "mail", "--mailbox", "ops@contoso.com", "--to", "a@contoso.com", "--subject", "S",
+               "--body", "B", "--defer-s", "3600").stdout.strip()  # fmt: skip
+    assert json.loads(gw("jobs", "show", sent, "--json").stdout)["status"] == "queued"
+    timed_out = gw("jobs", "wait", sent, "--timeout", "0.2", ok=False)
+    assert timed_out.returncode == 3 and "still queued" in timed_out.stderr
+
+    worker = subprocess.Popen([sys.executable, "-m", "graphworks", "worker"], env=gw.env,  # type: ignore[attr-defined]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        done = json.loads(gw("jobs", "wait", sent, "--timeout", "30", "--json").stdout)
+    finally:
+        worker.kill()
+        worker.wait(10)
+    assert done["status"] == "completed"
+    created = graphsim.state.chat_message("19:jobs", done["result"]["id"])
+    assert created is not None and created["body"]["content"] == "hi"
+
+    assert gw("jobs", "cancel", later).stdout.strip() == f"cancelled {later}"
+    refused = gw("jobs", "cancel", sent, ok=False)
+    assert refused.returncode == 1 and "completed" in refused.stderr
+    assert gw("jobs", "wait", later, ok=False).returncode == 1  # cancelled
+    listed = json.loads(gw("jobs", "list", "--json").stdout)
+    assert [(j["id"], j["status"]) for j in listed["jobs"]] == [(later, "cancelled"), (sent, "completed")]
+    human = gw("jobs", "show", sent).stdout
+    assert "completed" in human and done["result"]["id"] in human

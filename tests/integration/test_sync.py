@@ -1,5 +1,6 @@
 """sync end to end on Redis + graphsim over HTTP: pages to the deltaLink, changes between rounds,
-410 restarts a full resync, one run per resource, bad input dead-lettered as validation."""
+410 restarts a full resync, one run per resource, bad input dead-lettered as validation. Contacts,
+synced per folder: test_sync_contacts.py."""
 
 from __future__ import annotations
 
@@ -114,7 +115,6 @@ async def test_410_on_the_delta_link_restarts_a_full_sync(sync_pipeline: Pipelin
         ({"resource": "calendar", "owner": USER, "start": "2024-01-01T00:00:00Z", "end": "2024-02-01T00:00:00Z"},
          f"events:{USER}", f"/users/{USER}/calendarView/delta",
          {"startDateTime": "2024-01-01T00:00:00Z", "endDateTime": "2024-02-01T00:00:00Z"}),
-        ({"resource": "contacts", "owner": USER}, f"contacts:{USER}", f"/users/{USER}/contacts/delta", {}),
         ({"resource": "drive", "owner": "b!drive1"}, "drive:b!drive1", "/drives/b!drive1/root/delta", {}),
         ({"resource": "channel_messages", "owner": "team-1", "channel_id": "19:c@thread.tacv2"},
          "channel:team-1:19:c@thread.tacv2", "/teams/team-1/channels/19:c@thread.tacv2/messages/delta", {}),
@@ -230,3 +230,14 @@ async def test_a_new_calendar_window_starts_a_full_round_in_it(sync_pipeline: Pi
     changes = [(c.change, c.item_id, c.reason) for c in await _changes(sync_pipeline)]
     assert changes == [("created", early["id"], None), ("created", late["id"], None),
                        ("deleted", early["id"], "absent_after_full_sync")]  # fmt: skip
+
+
+async def test_a_sync_reports_its_pages_and_counts_in_its_status_record(sync_pipeline: Pipeline) -> None:
+    store = sync_pipeline.sim.state.delta
+    for i in range(25):
+        store.upsert(MAIL_KEY, {"subject": f"m{i}"})
+    job_id = await sync_pipeline.client.sync(resource="mail", owner=USER)
+    record = await sync_pipeline.client.wait(job_id, timeout_s=30)
+    assert record.status == "completed" and record.result is not None
+    assert (record.result["pages"], record.result["created"], record.result["full_resync"]) == (3, 25, False)
+    assert record.progress is not None and (record.progress.done, record.progress.unit) == (3, "pages")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from graphsim.delta_resources import default_contacts_folder
 from graphsim.faults import Fault
 from graphsim.server import SimServer
 from graphworks.wiring import build_runner
@@ -31,9 +32,9 @@ from worker.context import JobContext
 pytestmark = pytest.mark.slow
 
 USER = "adele@contoso.com"
-COLLECTION = f"contacts:{USER}"
+COLLECTION = f"contacts:{USER}:{default_contacts_folder(USER)}"
 PAYLOAD = {"resource": "contacts", "owner": USER}
-LINK = keys.sync_state("-", COLLECTION, "link")
+LINK = keys.sync_state("-", f"contacts:{USER}", "link")
 
 
 async def _stream(redis: aioredis.Redis) -> list[SyncChange]:
@@ -70,8 +71,8 @@ async def test_killed_sync_resumes_from_its_last_page_and_delivers_each_change_o
     async with GraphworksClient(redis, settings) as client:
         await client.sync(**PAYLOAD)
     # Pages take 10+ ms each in graphsim, so the test can stop the worker halfway.
-    graphsim.state.add_fault(Fault(method="GET", path="/users/*/contacts/delta", kind="slow", delay_s=0.01,
-                                   times=None))  # fmt: skip
+    graphsim.state.add_fault(Fault(method="GET", path="/users/*/contactFolders/*/contacts/delta", kind="slow",
+                                   delay_s=0.01, times=None))  # fmt: skip
     first = graphworks("worker", env=env)
     try:
         await eventually(lambda: _pages_at_least(redis, 50), timeout_s=30, what="50 committed pages")

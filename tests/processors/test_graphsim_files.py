@@ -99,3 +99,38 @@ def test_token_endpoint_rotates_refresh_tokens(graphsim: SimServer) -> None:
     assert r.json()["refresh_token"] != rt
     bad = httpx.post(f"{graphsim.root_url}/tenant-1/oauth2/v2.0/token", data={**form, "refresh_token": "nope"})
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+
+
+def test_a_lost_fragment_is_listed_even_on_the_last_put_until_it_is_sent_again(graphsim: SimServer) -> None:
+    data = bytes(range(256)) * (FRAG * 2 // 256) + b"tail"
+    total = len(data)
+    url = _session(graphsim)
+    graphsim.state.add_fault(
+        Fault(method="PUT", path="/_uploads/*", kind="lose", lose=(0, FRAG - 1),
+              headers={"content-range": f"bytes *-{total - 1}/{total}"})
+    )  # fmt: skip
+    assert _put(url, data[:FRAG], 0, total).status_code == 202
+    assert _put(url, data[FRAG : 2 * FRAG], FRAG, total).status_code == 202
+    last = _put(url, data[2 * FRAG :], 2 * FRAG, total)
+    assert (last.status_code, last.json()["nextExpectedRanges"]) == (202, [f"0-{FRAG - 1}"]), "not done: 0 was lost"
+    assert httpx.get(url).json()["nextExpectedRanges"] == [f"0-{FRAG - 1}"]
+    assert _put(url, data[FRAG : 2 * FRAG], FRAG, total).status_code == 416, "what arrived is not taken twice"
+    done = _put(url, data[:FRAG], 0, total)
+    assert done.status_code == 201 and done.json()["size"] == total
+    assert graphsim.state.files.item_at("d1", "docs/a.bin").content == data  # type: ignore[union-attr]
+
+
+def test_several_missing_ranges_and_the_outlook_forms(graphsim: SimServer) -> None:
+    users = f"{graphsim.base_url}/users/ops@contoso.com/messages"
+    draft = httpx.post(users, json={"subject": "S", "toRecipients": []}, headers=AUTH).json()
+    item = {"AttachmentItem": {"attachmentType": "file", "name": "a.bin", "size": 4000}}
+    url = httpx.post(f"{users}/{draft['id']}/attachments/createUploadSession", json=item, headers=AUTH).json()[
+        "uploadUrl"
+    ]
+    assert _put(url, b"a" * 1000, 0, 4000).json()["nextExpectedRanges"] == ["1000"]
+    graphsim.state.add_fault(Fault(method="PUT", path="/_uploads/*", kind="lose", lose=(0, 499)))
+    step = _put(url, b"b" * 1000, 1000, 4000)
+    assert (step.status_code, step.json()["nextExpectedRanges"]) == (200, ["0-499", "2000"])
+    last = _put(url, b"c" * 2000, 2000, 4000)
+    assert (last.status_code, last.json()["nextExpectedRanges"]) == (200, ["0-499"]), "Outlook answers 200 here"
+    assert _put(url, b"a" * 500, 0, 4000).status_code == 201

@@ -43,10 +43,19 @@ def test_the_client_loads_no_processor() -> None:
 def test_the_public_surface() -> None:
     assert sorted(worker.client.__all__) == [
         "EnqueueError",
+        "Enqueued",
         "GraphworksClient",
+        "IdempotencyConflict",
+        "JobEvent",
+        "JobNotFound",
+        "JobPage",
         "JobRequest",
+        "JobStatus",
+        "NotCancellable",
         "PayloadInvalid",
+        "Progress",
         "QueueUnavailable",
+        "WaitTimedOut",
         "validate_payload",
     ]
     for name in worker.client.__all__:

@@ -8,10 +8,24 @@ import httpx
 import pydantic
 import pytest
 
-from graphworks_core.errors import CallTimeout, ErrorClass, GraphHTTPError, JobRejected, NetworkError
+from graphworks_core.errors import (
+    CallTimeout,
+    ErrorClass,
+    GraphHTTPError,
+    JobRejected,
+    NetworkError,
+    UnexpectedGraphReply,
+)
 from worker.classify import Failure, class_of_status, classify
-from worker.graph.responses import error_from_response, parse_retry_after
-from worker.policy import DEFAULT_POLICIES, RetryDecision, decide
+from worker.graph.responses import (
+    error_from_response,
+    parse_retry_after,
+    reply_json,
+    reply_model,
+    reply_str,
+    unexpected_reply,
+)
+from worker.policy import DEFAULT_POLICIES, DeadLetter, RetryDecision, decide
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0/users/ops@contoso.com/sendMail"
 
@@ -215,3 +229,51 @@ def test_retry_after_http_date_is_relative_to_now() -> None:
 @pytest.mark.parametrize("value", ["inf", "1e400"])
 def test_retry_after_infinite_is_refused(value: str) -> None:
     assert parse_retry_after(value) is None
+
+
+# --- 2xx replies that do not fit -------------------------------------------------------------
+
+
+class _Item(pydantic.BaseModel):
+    id: str
+
+
+def test_a_2xx_that_does_not_fit_its_model_is_unknown_with_its_cause_not_validation() -> None:
+    request = httpx.Request("POST", GRAPH_URL, headers={"Authorization": "Bearer t"})
+    response = httpx.Response(202, headers={"request-id": "rid-9"}, json={"nextExpectedRanges": ["0-327679"]},
+                              request=request)  # fmt: skip
+    with pytest.raises(UnexpectedGraphReply) as info:
+        reply_model(_Item, response)
+    failure = classify(info.value)
+    assert (failure.error_class, failure.cause, failure.status, failure.request_id) == (
+        ErrorClass.UNKNOWN, "unexpected_reply", 202, "rid-9")  # fmt: skip
+    assert failure.message.startswith(f"unexpected Graph reply: 202 to POST {GRAPH_URL}, which does not fit _Item")
+    assert "id: Field required" in failure.message and '{"nextExpectedRanges":["0-327679"]}' in failure.message
+    reason = decide(DEFAULT_POLICIES[ErrorClass.UNKNOWN], failure, 3, 0.0)
+    assert reason == DeadLetter("unknown (unexpected_reply): still failing after 2 retries")
+    assert isinstance(decide(DEFAULT_POLICIES[ErrorClass.UNKNOWN], failure, 1, 0.0), RetryDecision)
+
+
+def test_the_excerpt_is_short_and_keeps_no_credential() -> None:
+    upload = httpx.Request("PUT", "https://sn3302.up.1drv.com/up/fe6987415ace7X4e1eF866337?tempauth=abc")
+    body = {"uploadUrl": "https://sn3302.up.1drv.com/up/SECRETPATH?tempauth=xyz", "access_token": "s3cr3t",
+            "note": "Bearer abc.def", "pad": "x" * 2000}  # fmt: skip
+    exc = unexpected_reply(httpx.Response(200, json=body, request=upload), "which is odd")
+    text = str(exc)
+    assert "SECRETPATH" not in text and "xyz" not in text and "s3cr3t" not in text and "abc.def" not in text
+    assert "fe6987415ace7X4e1eF866337" not in text, "a pre-authenticated URL's path is its credential"
+    assert exc.where == "PUT https://sn3302.up.1drv.com/…"
+    assert '"uploadUrl":"https://sn3302.up.1drv.com/…"' in exc.excerpt
+    assert len(exc.excerpt) <= 301 and exc.excerpt.endswith("…")
+
+
+def test_bodies_that_are_not_the_json_object_asked_for() -> None:
+    with pytest.raises(UnexpectedGraphReply, match="which is not JSON; body: <html>oops</html>"):
+        reply_json(graph_response(200, text="<html>oops</html>"))
+    with pytest.raises(UnexpectedGraphReply, match="a JSON list, not an object"):
+        reply_json(graph_response(200, json=[1]))
+    with pytest.raises(UnexpectedGraphReply, match=r"which is not JSON; body: \(empty\)"):
+        reply_json(graph_response(201))
+    with pytest.raises(UnexpectedGraphReply, match="without the string 'uploadUrl' it should carry"):
+        reply_str(graph_response(201, json={"uploadUrl": 7}), "uploadUrl")
+    assert reply_str(graph_response(201, json={"uploadUrl": "u"}), "uploadUrl") == "u"

@@ -80,6 +80,7 @@ def test_client_state_is_random_max_length_and_checked_in_full() -> None:
         ("teams('t')/channels('19:c')/messages('1')/replies('2')", "inbound"),
         ("Users/u-1/Events/E1", SyncRoute("calendar", "u-1")),
         ("Users/u-1/Contacts/C1", SyncRoute("contacts", "u-1")),
+        ("Users/u-1/contactFolders('AAMkF=')/Contacts/C1", SyncRoute("contacts", "u-1", "AAMkF=")),
         ("drives/b!x/root", SyncRoute("drive", "b!x")),
         ("communications/presences/u-1", None),
         (None, None),

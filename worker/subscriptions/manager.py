@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from graphworks_core.clock import Clock, utc
 from graphworks_core.errors import GraphHTTPError, JobFailure
 from worker.graph.client import GraphClient
+from worker.graph.responses import reply_model
 from worker.subscriptions.client_state import client_state_digest, new_client_state
 from worker.subscriptions.crypto import KeyStore
 from worker.subscriptions.lifetimes import max_expiration_minutes
@@ -117,7 +118,7 @@ class SubscriptionManager:
                 "encryptionCertificateId": cert_id,
             }
         response = await self.graph.call("POST", self.graph.sdk.subscriptions, json_body=body)
-        created = GraphSubscription.model_validate_json(response.content)
+        created = reply_model(GraphSubscription, response)
         now = utc(self.clock.now())
         record = SubscriptionRecord(
             id=created.id,
@@ -152,7 +153,7 @@ class SubscriptionManager:
                 raise
             log.warning("subscription id=%s did not renew (%s): recreating it", subscription_id, exc)
             return await self.recreate(record)
-        renewed = GraphSubscription.model_validate_json(response.content)
+        renewed = reply_model(GraphSubscription, response)
         record = record.model_copy(update={"expiration": renewed.expiration, "renewed_at": utc(self.clock.now())})
         await self.registry.put(record)
         log.info("subscription renewed id=%s expires=%s", record.id, record.expiration)

@@ -27,7 +27,7 @@ class InboundRoute:
 class SyncRoute:
     kind: SyncKind
     owner: str  # the user (mail, calendar, contacts), the drive id (drive), the team id (channel_messages)
-    folder: str | None = None  # mail folder
+    folder: str | None = None  # mail folder; contact folder (None: the user's default Contacts folder)
     channel_id: str | None = None  # channel_messages
 
 
@@ -84,6 +84,8 @@ def resync_route(resource: str | None) -> SyncRoute | None:
             return SyncRoute("calendar", owner)
         if what == "contacts":
             return SyncRoute("contacts", owner)
+        if what == "contactfolders" and n >= 5 and p[4] == "contacts":
+            return SyncRoute("contacts", owner, p[3])
     if n >= 2 and p[0] == "drives":
         return SyncRoute("drive", p[1])
     if n >= 5 and p[0] == "teams" and p[2] == "channels" and p[4] == "messages":
