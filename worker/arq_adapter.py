@@ -45,7 +45,6 @@ from graphworks_core.connections import UNREACHABLE
 from graphworks_core.envelope import Envelope
 from graphworks_core.outage import Backoff, Outage
 from graphworks_core.settings import Settings
-from graphworks_core.status import JobStatus
 from worker.liveness import announce, new_worker_info, retire
 
 log = logging.getLogger("graphworks.worker")
@@ -115,13 +114,11 @@ class _Queue(Protocol):
 
 
 class _Stats(Protocol):
-    async def completed(
-        self, env: Envelope, record: JobStatus, *, pipe: aioredis.client.Pipeline | None = ...
-    ) -> bool: ...
+    async def completed(self, env: Envelope, record: str, *, pipe: aioredis.client.Pipeline | None = ...) -> bool: ...
 
 
 class JobRunner(Protocol):
-    pending_completions: dict[str, tuple[Envelope, JobStatus]] | None
+    pending_completions: dict[str, tuple[Envelope, str]] | None
 
     @property
     def settings(self) -> Settings: ...
@@ -296,7 +293,7 @@ class GraphworksWorker(Worker):
         keep_result_forever: bool,
         incr_score: int | None,
         keep_in_progress: float | None,
-        completed: tuple[Envelope, JobStatus] | None,
+        completed: tuple[Envelope, str] | None,
         give_back_run: bool,
     ) -> None:
         async with self.pool.pipeline(transaction=True) as tr:

@@ -24,7 +24,7 @@ from graphworks_core.connections import REDIS_DOWN
 from graphworks_core.envelope import AttemptRecord, Envelope, UndecodableJob, decode, new_job_id
 from graphworks_core.errors import ErrorClass
 from graphworks_core.settings import Settings
-from graphworks_core.status import JobStatus, record_for
+from graphworks_core.status import record_json
 from ratelimits import booking
 from ratelimits.base import LimitDeferred
 from worker.classify import Failure, classify
@@ -58,7 +58,7 @@ class Runner:
     # When set (by the arq worker), successes are handed over here, keyed by arq job id, and
     # counted inside arq's finish transaction: one round trip fewer per job, and the count
     # lands atomically with the job leaving the queue.
-    pending_completions: dict[str, tuple[Envelope, JobStatus]] | None = None
+    pending_completions: dict[str, tuple[Envelope, str]] | None = None
 
     async def run(self, raw: Any, *, job_try: int = 1, arq_job_id: str = "") -> Outcome:
         text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
@@ -94,7 +94,7 @@ class Runner:
         except Exception as exc:
             return await self._failed(env, exc)
         log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
-        record = record_for(
+        record = record_json(
             env, "completed", run_id=arq_job_id or _run_id(env), now=self.clock.now(), result=result,
             progress=ctx.reported[-1] if ctx.reported else None,
         )  # fmt: skip
@@ -180,11 +180,11 @@ class Runner:
             log.error("job=%s outcome=dead_lettered class=undecodable reason=%s", job_id, exc.reason)
         return "dead_lettered"
 
-    def _dead_record(self, env: Envelope, failure: Failure, entry_id: str) -> JobStatus:
+    def _dead_record(self, env: Envelope, failure: Failure, entry_id: str) -> str:
         now = self.clock.now()
         last = AttemptRecord.of(failure, utc(now), None)
         ended = env.model_copy(update={"history": [*env.history, last]})
-        return record_for(ended, "dead_lettered", run_id=_run_id(env), now=now, dead_letter_id=entry_id)
+        return record_json(ended, "dead_lettered", run_id=_run_id(env), now=now, dead_letter_id=entry_id)
 
 
 def _run_id(env: Envelope) -> str:

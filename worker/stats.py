@@ -14,7 +14,6 @@ from graphworks_core import keys
 from graphworks_core.envelope import Envelope
 from graphworks_core.errors import ErrorClass
 from graphworks_core.settings import Settings
-from graphworks_core.status import JobStatus
 
 FINAL_MARKER_TTL_S = 7 * 86_400
 
@@ -46,9 +45,7 @@ class Stats:
     def from_settings(cls, settings: Settings, redis: aioredis.Redis) -> Stats:
         return cls(redis, status_ttl_s=settings.job_status_ttl_s, events_maxlen=settings.events_stream_maxlen)
 
-    async def completed(
-        self, env: Envelope, record: JobStatus, *, pipe: aioredis.client.Pipeline | None = None
-    ) -> bool:
+    async def completed(self, env: Envelope, record: str, *, pipe: aioredis.client.Pipeline | None = None) -> bool:
         """Count a success once per job (and redrive), with its final status record; False if it
         was counted already.
 
@@ -61,7 +58,7 @@ class Stats:
             return True
         return bool(await self._outcome(keys=self._keys(env), args=args))
 
-    async def dead_lettered(self, env: Envelope, error_class: ErrorClass, record: JobStatus) -> bool:
+    async def dead_lettered(self, env: Envelope, error_class: ErrorClass, record: str) -> bool:
         args = self._args(
             env, record, "dead_lettered", f"dead_lettered:type:{env.type}", f"dead_lettered:class:{error_class}"
         )
@@ -74,9 +71,10 @@ class Stats:
             keys.job_waiting(env.id), keys.job_done(env.id),
         ]  # fmt: skip
 
-    def _args(self, env: Envelope, record: JobStatus, event: str, *fields: str) -> list[str | int]:
+    def _args(self, env: Envelope, record: str, event: str, *fields: str) -> list[str | int]:
+        """`record`: the final status record as JSON (graphworks_core/status.py record_json)."""
         return [
-            FINAL_MARKER_TTL_S, record.model_dump_json(), self.status_ttl_s, event, self.events_maxlen,
+            FINAL_MARKER_TTL_S, record, self.status_ttl_s, event, self.events_maxlen,
             env.id, env.type, event, *fields,
         ]  # fmt: skip
 

@@ -168,13 +168,14 @@ class JobStatusStore:
             if record.final:
                 raise NotCancellable(record)
             cancelled = record.model_copy(update={"status": "cancelled", "updated_at": _now(), "next_run_at": None})
+            cancelled_json = cancelled.model_dump_json(exclude_defaults=True)
             outcome = await self._cancel(
                 keys=[keys.job_status(job_id), self.queue.queue_key, self.queue.scheduled_key,
                       JOB_KEY_PREFIX + record.run_id, IN_PROGRESS_KEY_PREFIX + record.run_id,
                       keys.order(self.queue.name, record.ordering_key) if record.ordering_key
                       else keys.job_status(job_id),
                       keys.EVENTS, keys.job_waiting(job_id), keys.job_done(job_id)],
-                args=[raw, cancelled.model_dump_json(), self.settings.job_status_ttl_s, record.run_id,
+                args=[raw, cancelled_json, self.settings.job_status_ttl_s, record.run_id,
                       f"{record.priority:02d}", self.settings.events_stream_maxlen, job_id, record.type,
                       "1" if record.ordering_key else "0"],
             )  # fmt: skip
@@ -277,7 +278,7 @@ async def report_progress(redis: aioredis.Redis, env: Envelope, run_id: str, pro
     if record.final or (run_id and record.run_id != run_id):
         return
     updated = record.model_copy(update={"status": "running", "progress": progress, "updated_at": _now()})
-    await redis.set(key, updated.model_dump_json(), keepttl=True)
+    await redis.set(key, updated.model_dump_json(exclude_defaults=True), keepttl=True)
 
 
 async def trim_job_indexes(ctx: dict[str, Any]) -> None:
