@@ -21,6 +21,7 @@ from worker.deadletter.redis_store import RedisDeadLetterStore
 from worker.graph.auth import token_provider_from
 from worker.graph.client import GraphClient
 from worker.graph.warmup import preload_graph_paths, warm_http_stack
+from worker.ops_loop import OpsLoop
 from worker.queue import JobQueue
 from worker.runner import Runner
 from worker.schedules import ScheduleStore
@@ -77,6 +78,9 @@ def build_worker(runner: Runner, *, burst: bool = False, **kwargs: Any) -> Graph
     )
     trim = cron_job(trim_job_indexes, name="trim_job_indexes", every_min=30)
     schedules = ScheduleStore(runner.queue.redis, runner.queue, runner.settings, runner.clock)
+    alerts = load_file_config(runner.settings.graphworks_config).alerts
+    ops = OpsLoop(runner.queue.redis, runner.settings, alerts, runner.clock)  # metrics flush, snapshots, alerts
+    kwargs.setdefault("ops_tick", (ops.tick, ops.every_s))
     return GraphworksWorker(
         runner, burst=burst, cron_jobs=[renewal, trim], on_startup=_warm_up, schedule_tick=schedules.tick, **kwargs
     )

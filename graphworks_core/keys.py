@@ -33,6 +33,7 @@ def final_marker(job_id: str, redrive_count: int) -> str:
 
 STATS = f"{PREFIX}stats"
 
+AUDIT = f"{PREFIX}audit"  # stream: operator actions (worker/audit.py)
 EVENTS = f"{PREFIX}events"  # stream: job transitions (event, job_id, type, data = the status record)
 
 
@@ -57,6 +58,31 @@ def jobs_index(job_type: str) -> str:
     return f"{PREFIX}jobs:{job_type}"
 
 
+# -- pause, per-type depth, throughput (worker/pause.py, worker/queue_stats.py) --
+PAUSED = f"{PREFIX}paused"  # set: the job types paused for every worker (survives restarts)
+
+
+def parked(job_type: str) -> str:
+    """Zset: a paused type's arq job ids taken out of the queue, by their queue score; put back on resume."""
+    return f"{PREFIX}parked:{job_type}"
+
+
+def pending(job_type: str) -> str:
+    """Zset: one type's jobs not yet ended (queued, scheduled, running), job id by when it is or was due
+    (ms); written by enqueue.lua, cleared by outcome.lua and cancel.lua: per-type depth without a scan."""
+    return f"{PREFIX}pending:{job_type}"
+
+
+def throughput(minute: int) -> str:
+    """Hash for one minute (epoch minutes): `completed|retried|dead_lettered:<type>` -> count; expires after an hour."""
+    return f"{PREFIX}tp:{minute}"
+
+
+def worker_jobs(worker_id: str) -> str:
+    """What one worker runs now and the paused types it has seen (JSON), refreshed every ~0.5 s."""
+    return f"{PREFIX}worker:{worker_id}:jobs"
+
+
 WORKERS = f"{PREFIX}workers"  # set: ids of workers that have announced themselves (pruned by readers)
 
 
@@ -67,6 +93,16 @@ def worker(worker_id: str) -> str:
 
 DLQ_ENTRIES = f"{PREFIX}dlq:entries"  # hash: entry id -> entry JSON
 DLQ_INDEX = f"{PREFIX}dlq:index"  # zset: entry id by last_failure_at (epoch seconds)
+DLQ_UNREVIEWED = f"{PREFIX}dlq:unreviewed"  # zset: the unreviewed entries' ids, scored as DLQ_INDEX
+DLQ_GROUPS = f"{PREFIX}dlq:groups"  # zset: group key (JSON [type, class, graph_code, status]) by entry count
+DLQ_GROUP_OF = f"{PREFIX}dlq:group-of"  # hash: entry id -> its group key
+DLQ_GROUPS_READY = f"{PREFIX}dlq:groups:ready"  # set once every entry is counted in its group (rebuild)
+
+
+def dlq_group(group_key: str) -> str:
+    """Zset: one dead-letter group's entry ids, scored as DLQ_INDEX."""
+    return f"{PREFIX}dlq:group:{group_key}"
+
 
 INBOUND_STREAM = f"{PREFIX}inbound"
 
@@ -136,3 +172,17 @@ def limit_stats(key: str) -> str:
 
 
 LIMIT_INDEX = f"{PREFIX}limit:index"  # zset: limit key by last use (epoch seconds)
+
+# -- metrics and alerts (worker/metrics_data.py, worker/alerts.py) --
+GRAPH_REQUESTS = f"{PREFIX}graph:requests"  # hash: req:<api>:<status class>, throttled:<api> -> count
+ALERTS_ACTIVE = f"{PREFIX}alerts:active"  # hash: alert id -> the active alert (JSON)
+
+
+def metrics_snapshot(minute: int) -> str:
+    """The counters as they stood at the start of one minute (epoch s // 60): JSON, kept an hour."""
+    return f"{PREFIX}metrics:snap:{minute}"
+
+
+def alerts_tick(tick: int) -> str:
+    """SET NX by the worker that evaluates the alerts for this tick (epoch s // evaluate_every_s)."""
+    return f"{PREFIX}alerts:tick:{tick}"

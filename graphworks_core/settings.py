@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         0.5, gt=0, le=60, description="how often every worker looks for due recurring schedules (one Redis command)"
     )
     graph_call_timeout_s: float = Field(30.0, gt=0)
+    alert_teams_chat_id: str | None = Field(None, description="alerts' firing/resolved posts go to this Teams chat")
+    alert_teams_sender: str | None = Field(None, description="the user alert posts are sent as (default sender: unset)")
+    alert_mail_to: str | None = Field(None, description="alerts are mailed to these addresses (comma-separated)")
+    alert_mail_from: str | None = Field(None, description="the mailbox alert mails are sent from (needed for mail)")
     queue_priority_step_s: float = Field(60.0, gt=0, description="head start per priority level; bounds starvation")
     idempotency_ttl_s: int = Field(86_400, ge=1)
     job_expiry_extra_s: float = Field(86_400.0, gt=0, description="how long a queued job key outlives its due time")

@@ -15,18 +15,22 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from graphworks_core.clock import Clock
 from graphworks_core.connections import redis_client
 from graphworks_core.settings import Settings, load_settings
 from ops.auth import FailureBrake, Tokens
+from ops.deadletters import deadletters_router
 from ops.errors import Invalid, Message, install
 from ops.guard import ApiGuard
 from ops.jobs import jobs_router
+from ops.metrics import metrics_router
+from ops.queues import queues_router
 from ops.schedules import schedules_router
+from worker.audit import AuditLog
 from worker.client import GraphworksClient
+from worker.config_file import load_file_config
 from worker.schedules import ScheduleStore
 
 HEALTH_PATH = "/api/queue/health"
@@ -54,10 +58,6 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": Message, "description": "body over API_MAX_BODY_BYTES"},
     415: {"model": Message, "description": "body not application/json"},
 }
-
-
-class Health(BaseModel):
-    ok: bool
 
 
 def create_api(
@@ -96,12 +96,13 @@ def create_api(
     )
     install(api, settings)
     api.include_router(jobs_router(client, settings), responses={**GUARD_RESPONSES, **BODY_RESPONSES})
-    api.include_router(schedules_router(schedules, settings), responses={**GUARD_RESPONSES, **BODY_RESPONSES})
-
-    @api.get(HEALTH_PATH, response_model=Health, tags=["ops"], operation_id="health", openapi_extra={"security": []})
-    async def health() -> Health:
-        """For deploy health checks: the process answers (no token)."""
-        return Health(ok=True)
+    api.include_router(queues_router(client, settings), responses=GUARD_RESPONSES)  # health, stats, pause, clear
+    api.include_router(
+        schedules_router(schedules, settings, AuditLog(client.redis)), responses={**GUARD_RESPONSES, **BODY_RESPONSES}
+    )
+    api.include_router(deadletters_router(client, settings, clock), responses={**GUARD_RESPONSES, **BODY_RESPONSES})
+    alerts_config = load_file_config(settings.graphworks_config).alerts  # /metrics, /api/queue/metrics, alerts
+    api.include_router(metrics_router(client.redis, alerts_config, clock), responses=GUARD_RESPONSES)
 
     _document_security(api)
     tokens = Tokens.from_settings(settings)

@@ -10,9 +10,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ops.auth import FailureBrake, Refusal, Tokens, check, is_public
+from ops.auth import FailureBrake, Refusal, Role, Tokens, bearer, check, is_public, reaches
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+ROLE_RANK: tuple[Role, ...] = ("admin", "service", "viewer")
 
 
 class TooLarge(Exception):
@@ -82,6 +83,9 @@ class ApiGuard:
         if refusal is not None:
             await self._refuse(send, refusal)
             return
+        # The caller's role for the routes (request.state.role; the audit log records it): the
+        # highest of the token's roles that reaches this route.
+        scope.setdefault("state", {})["role"] = self._role(method, path, _header(scope, b"authorization"))
         if method.upper() in BODY_METHODS:
             try:
                 body = await read_body(scope, receive, self.max_body_bytes)
@@ -93,6 +97,10 @@ class ApiGuard:
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+    def _role(self, method: str, path: str, authorization: str | None) -> Role:
+        roles = self.tokens.roles_of(bearer(authorization) or "")
+        return next(r for r in ROLE_RANK if r in roles and reaches(r, method, path))
 
     async def _refuse(self, send: Send, refusal: Refusal) -> None:
         await respond_json(send, refusal.status, {"detail": refusal.detail}, refusal.headers)

@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pydantic
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from graphworks_core.settings import Settings
 from ops.bodies import body_of
 from ops.errors import Message, redis_deadline
+from worker.audit import AuditLog
 from worker.schedules import NAME_MAX, ScheduleInfo, ScheduleInvalid, ScheduleNotFound, ScheduleSpec, ScheduleStore
 
 # The body of a PUT: a spec's fields but its name (the path names it). Types and bounds are checked
@@ -51,7 +52,12 @@ def _invalid(exc: ScheduleInvalid) -> JSONResponse:
     return JSONResponse({"detail": found}, status_code=422)
 
 
-def schedules_router(store: ScheduleStore, settings: Settings) -> APIRouter:
+def schedules_router(store: ScheduleStore, settings: Settings, audit: AuditLog | None = None) -> APIRouter:
+    async def audited(request: Request, action: str, name: str) -> None:
+        # schedule.put / remove / pause / resume, with the caller's role (ops/guard.py sets it)
+        if audit is not None:
+            await audit.record(action, role=str(getattr(request.state, "role", "admin")), target=name)
+
     router = APIRouter(prefix="/api/schedules", tags=["schedules"])
     ok: dict[int | str, dict[str, Any]] = {200: {"model": ScheduleInfo}}
 
@@ -69,11 +75,13 @@ def schedules_router(store: ScheduleStore, settings: Settings) -> APIRouter:
             return _not_found(exc)
 
     @body_of(ScheduleBody, "the schedule: cron or every_s, the job's type and payload")
-    async def put_schedule(*, body: pydantic.BaseModel, name: Name) -> Response:
+    async def put_schedule(*, body: pydantic.BaseModel, name: Name, request: Request) -> Response:
         try:
             spec = {**body.model_dump(exclude_unset=True), "name": name}
             async with redis_deadline(settings):
-                return _json(await store.put(spec))
+                info = await store.put(spec)
+                await audited(request, "schedule.put", name)
+                return _json(info)
         except ScheduleInvalid as exc:
             return _invalid(exc)
 
@@ -88,27 +96,32 @@ def schedules_router(store: ScheduleStore, settings: Settings) -> APIRouter:
     )
 
     @router.delete("/{name}", status_code=204, response_model=None, responses=NOT_FOUND, operation_id="remove_schedule")
-    async def remove_schedule(name: Name) -> Response:
+    async def remove_schedule(name: Name, request: Request) -> Response:
         try:
             async with redis_deadline(settings):
                 await store.remove(name)
+                await audited(request, "schedule.remove", name)
         except ScheduleNotFound as exc:
             return _not_found(exc)
         return Response(status_code=204)
 
     @router.post("/{name}/pause", response_model=None, responses={**ok, **NOT_FOUND}, operation_id="pause_schedule")
-    async def pause_schedule(name: Name) -> Response:
+    async def pause_schedule(name: Name, request: Request) -> Response:
         try:
             async with redis_deadline(settings):
-                return _json(await store.pause(name))
+                info = await store.pause(name)
+                await audited(request, "schedule.pause", name)
+                return _json(info)
         except ScheduleNotFound as exc:
             return _not_found(exc)
 
     @router.post("/{name}/resume", response_model=None, responses={**ok, **NOT_FOUND}, operation_id="resume_schedule")
-    async def resume_schedule(name: Name) -> Response:
+    async def resume_schedule(name: Name, request: Request) -> Response:
         try:
             async with redis_deadline(settings):
-                return _json(await store.resume(name))
+                info = await store.resume(name)
+                await audited(request, "schedule.resume", name)
+                return _json(info)
         except ScheduleNotFound as exc:
             return _not_found(exc)
 

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 
 import httpx
 
+from graphworks_core import graph_counts
 from graphworks_core.retry_after import parse_retry_after
 from ratelimits.base import Limiter, Permit, Reservation, Use
 
@@ -73,11 +74,16 @@ class LimitedTransport(httpx.AsyncBaseTransport):
             request.method, str(request.url), _explicit.get(), body_bytes=size, reservation=_reserved.get()
         )
         permit = await permit_cm.__aenter__()
+        api = graph_counts.api_of(getattr(getattr(permit, "plan", None), "names", ()))  # /metrics, by API
         try:
             response = await self.inner.handle_async_request(request)
-            if is_throttle(response):
+            throttle = is_throttle(response)
+            graph_counts.record(api, response.status_code, throttled=throttle)
+            if throttle:
                 await permit.throttled(parse_retry_after(response.headers.get("retry-after")))
         except BaseException as exc:
+            if isinstance(exc, httpx.TransportError):  # no response: counted as status class "error"
+                graph_counts.record(api, None)
             await permit_cm.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)

@@ -45,7 +45,7 @@ from graphworks_core.connections import UNREACHABLE
 from graphworks_core.envelope import Envelope
 from graphworks_core.outage import Backoff, Outage
 from graphworks_core.settings import Settings
-from worker.liveness import announce, new_worker_info, retire
+from worker.liveness import LIVENESS_LEASES, announce, exchange_control, new_worker_info, retire
 
 log = logging.getLogger("graphworks.worker")
 
@@ -54,6 +54,7 @@ log = logging.getLogger("graphworks.worker")
 # WatchError from EXEC itself, so one that reaches main() is the outage).
 ARQ_LOOP_OUTAGE: tuple[type[BaseException], ...] = (*UNREACHABLE, WatchError)
 OUTAGE_RERUN_MS = 500  # a job cut short by an outage runs again this long after Redis is back
+CONTROL_EVERY_S = 0.5  # how often a worker reads the paused types and publishes what it runs
 SCHEDULE_BUG_PAUSE_S = 5.0  # a schedule tick that raised (not an outage) is tried again after this
 
 RUNNER_FUNCTION = "graphworks_job"
@@ -114,11 +115,21 @@ class _Queue(Protocol):
 
 
 class _Stats(Protocol):
-    async def completed(self, env: Envelope, record: str, *, pipe: aioredis.client.Pipeline | None = ...) -> bool: ...
+    async def completed(
+        self,
+        env: Envelope,
+        record: str,
+        *,
+        pipe: aioredis.client.Pipeline | None = ...,
+        timing: tuple[float, float] | None = ...,
+    ) -> bool: ...
 
 
 class JobRunner(Protocol):
-    pending_completions: dict[str, tuple[Envelope, str]] | None
+    paused: frozenset[str]  # job types paused (worker/pause.py), refreshed every CONTROL_EVERY_S
+    parked_runs: set[str]  # arq jobs the runner parked: their runs are given back
+    running: dict[str, tuple[str, str]]  # arq job id -> (job id, type), while the processor runs
+    pending_completions: dict[str, tuple[Envelope, str, tuple[float, float] | None]] | None
 
     @property
     def settings(self) -> Settings: ...
@@ -127,7 +138,7 @@ class JobRunner(Protocol):
     @property
     def stats(self) -> _Stats: ...
 
-    async def run(self, raw: Any, *, job_try: int = ..., arq_job_id: str = ...) -> str: ...
+    async def run(self, raw: Any, *, job_try: int = ..., arq_job_id: str = ..., due_at: float | None = ...) -> str: ...
 
 
 async def graphworks_job(ctx: dict[str, Any], raw: Any) -> str:
@@ -141,7 +152,9 @@ async def graphworks_job(ctx: dict[str, Any], raw: Any) -> str:
     runner: JobRunner = ctx["runner"]
     job_try = int(ctx.get("job_try") or 1)
     try:
-        return await runner.run(raw, job_try=job_try, arq_job_id=str(ctx.get("job_id", "")))
+        enqueued = ctx.get("enqueue_time")  # worker/queue.py writes the due time there (the wait histogram)
+        due_at = enqueued.timestamp() if isinstance(enqueued, datetime) else None
+        return await runner.run(raw, job_try=job_try, arq_job_id=str(ctx.get("job_id", "")), due_at=due_at)
     except ARQ_LOOP_OUTAGE as exc:
         # Redis went away under the job (its limiter, its state) or while the runner recorded the
         # outcome: one line per outage, not a traceback per job. The job runs again shortly after
@@ -192,6 +205,7 @@ class GraphworksWorker(Worker):
         cron_jobs: Sequence[CronJob] = (),
         on_startup: StartupShutdown | None = None,
         schedule_tick: Callable[[], Awaitable[object]] | None = None,
+        ops_tick: tuple[Callable[[], Awaitable[object]], float] | None = None,
         **kwargs: Any,
     ) -> None:
         """`schedule_tick`: called every SCHEDULE_TICK_S to enqueue due recurring schedules
@@ -239,6 +253,8 @@ class GraphworksWorker(Worker):
         self._promote_every_s = settings.worker_promote_interval_s
         self._schedule_tick = schedule_tick
         self._tick_every_s = settings.schedule_tick_s
+        # The ops loop (worker/ops_loop.py: metrics flush, minute snapshots, alerts) and its period.
+        self._ops_tick = ops_tick
 
     async def _startup_once(self, ctx: dict[str, Any]) -> None:
         # arq runs on_startup each time main() starts; after an outage main() starts again.
@@ -267,6 +283,9 @@ class GraphworksWorker(Worker):
         handed_back = not finish and incr_score is None and self.shutting_down
         outage_run = job_id in self.ctx["outage_runs"]
         self.ctx["outage_runs"].discard(job_id)
+        if job_id in self.runner.parked_runs:  # parked, its type paused: keep the arq job, give the run back
+            self.runner.parked_runs.discard(job_id)
+            finish, result_data, incr_score, keep_in_progress, outage_run = False, None, None, None, True
         backoff = Backoff()
         while True:
             try:
@@ -293,7 +312,7 @@ class GraphworksWorker(Worker):
         keep_result_forever: bool,
         incr_score: int | None,
         keep_in_progress: float | None,
-        completed: tuple[Envelope, str] | None,
+        completed: tuple[Envelope, str, tuple[float, float] | None] | None,
         give_back_run: bool,
     ) -> None:
         async with self.pool.pipeline(transaction=True) as tr:
@@ -317,8 +336,9 @@ class GraphworksWorker(Worker):
             if delete_keys:
                 tr.delete(*delete_keys)
             if completed is not None:
-                env, record = completed
-                await self.runner.stats.completed(env, record, pipe=tr)  # with its status record and event
+                env, record, timing = completed
+                # with its status record, its event and its run/wait times
+                await self.runner.stats.completed(env, record, pipe=tr, timing=timing)
                 await self.runner.queue.release(env, pipe=tr)  # its ordering key's next job
             await tr.execute()
 
@@ -337,12 +357,20 @@ class GraphworksWorker(Worker):
             self.info.id, self.queue_name, self.graphworks_burst, self._lease_ms / 1000,
         )  # fmt: skip
         self._stopping = False
+        with contextlib.suppress(*UNREACHABLE):  # know the paused types before the first job is taken
+            self.runner.paused = await exchange_control(
+                self.pool, self.info.id, {}, None, LIVENESS_LEASES * self._lease_ms / 1000
+            )
         helpers = [
             asyncio.create_task(self._promote_due_forever(), name="promote"),
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
+            asyncio.create_task(self._control_forever(), name="control"),
         ]
         if self._schedule_tick is not None:
             helpers.append(asyncio.create_task(self._tick_schedules_forever(self._schedule_tick), name="schedules"))
+        if self._ops_tick is not None:
+            tick, every_s = self._ops_tick
+            helpers.append(asyncio.create_task(self._tick_schedules_forever(tick, every_s), name="ops"))
         try:
             while True:
                 arq_main = asyncio.create_task(super().main())
@@ -350,7 +378,10 @@ class GraphworksWorker(Worker):
                     if self.graphworks_burst:
                         await self._until_drained(arq_main)
                     else:
-                        await arq_main
+                        # Shielded: a cancel (SIGTERM) reaches this task at once even when arq's loop
+                        # swallows its own (seen under load: redis-py eats cancels); the finally
+                        # below then stops arq's loop with a bounded wait.
+                        await asyncio.shield(arq_main)
                     return
                 except ARQ_LOOP_OUTAGE as exc:
                     self.outage.failed(exc)
@@ -412,8 +443,11 @@ class GraphworksWorker(Worker):
             backoff.reset()
             await asyncio.sleep(self._promote_every_s)
 
-    async def _tick_schedules_forever(self, tick: Callable[[], Awaitable[object]]) -> None:
-        """Recurring schedules' due ticks, enqueued by whichever workers see them (one job each)."""
+    async def _tick_schedules_forever(
+        self, tick: Callable[[], Awaitable[object]], every_s: float | None = None
+    ) -> None:
+        """Recurring schedules' due ticks, enqueued by whichever workers see them (one job each);
+        with `every_s`, the ops loop's tick on that period."""
         backoff = Backoff()
         while not self._stopping:
             if not self.shutting_down:  # a worker on its way out takes nothing new, and starts nothing
@@ -428,7 +462,20 @@ class GraphworksWorker(Worker):
                     await asyncio.sleep(SCHEDULE_BUG_PAUSE_S)
                     continue
                 backoff.reset()
-            await asyncio.sleep(self._tick_every_s)
+            await asyncio.sleep(self._tick_every_s if every_s is None else every_s)
+
+    async def _control_forever(self) -> None:
+        """Every CONTROL_EVERY_S: read the paused types into the runner (so a job of a paused type is
+        parked, not run, without a Redis read per job) and publish what this worker runs."""
+        while not self._stopping:
+            try:
+                running = dict(self.runner.running.values())
+                self.runner.paused = await exchange_control(
+                    self.pool, self.info.id, running, self.runner.paused, LIVENESS_LEASES * self._lease_ms / 1000
+                )
+            except UNREACHABLE as exc:
+                self.outage.failed(exc)
+            await asyncio.sleep(CONTROL_EVERY_S)
 
     async def _heartbeat_forever(self) -> None:
         while not self._stopping:
@@ -447,7 +494,7 @@ class GraphworksWorker(Worker):
         async with self.pool.pipeline(transaction=False) as pipe:
             for job_id in running:
                 pipe.pexpire(in_progress_key_prefix + job_id, self._lease_ms)
-            announce(pipe, self.info, ttl_s=self._lease_ms / 1000)
+            announce(pipe, self.info, ttl_s=LIVENESS_LEASES * self._lease_ms / 1000)
             renewed = await pipe.execute()
         self.beats += 1
         for job_id, ok in zip(running, renewed, strict=False):
@@ -463,4 +510,4 @@ class GraphworksWorker(Worker):
                 if await self.drained():
                     log.info("worker burst done: nothing queued, running or scheduled")
                     return
-        await arq_main  # arq's loop ended on its own (a signal, an error): its outcome is ours
+        await asyncio.shield(arq_main)  # arq's loop ended on its own (a signal, an error): its outcome is ours

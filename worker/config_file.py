@@ -15,6 +15,7 @@ from graphworks_core.errors import ConfigError, ErrorClass
 from graphworks_core.payloads import PAYLOAD_MODELS
 from graphworks_core.settings import Settings, describe_errors, load_settings
 from ratelimits.config import LimitsConfig
+from worker.alerts import AlertsConfig
 from worker.policy import PolicySet
 
 
@@ -54,6 +55,7 @@ class FileConfig(BaseModel):
 
     policies: PoliciesSection = Field(default_factory=PoliciesSection)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)  # Graph's limits: ratelimits/config.py
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # thresholds: worker/alerts.py
 
     def policy_set(self) -> PolicySet:
         base = PolicySet(max_total_attempts=self.policies.max_total_attempts)

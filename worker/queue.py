@@ -172,13 +172,14 @@ class JobQueue:
             keys=[keys.idempotency(env.idempotency_key) if idem and env.idempotency_key else job_key,
                   job_key, self.queue_key, self.scheduled_key,
                   keys.order(self.name, env.ordering_key) if ordered and env.ordering_key else job_key,
-                  keys.job_status(env.id), keys.EVENTS, keys.jobs_index(env.type)],
-            args=[env.id, job_id, job_record(encode(env), now_ms),
+                  keys.job_status(env.id), keys.EVENTS, keys.jobs_index(env.type),
+                  keys.pending(env.type), keys.PAUSED, keys.parked(env.type)],
+            args=[env.id, job_id, job_record(encode(env), due_ms),  # arq's enqueue time: when due (wait histogram)
                   ttl_ms, score, "1" if later else "0",
                   self.idempotency_ttl_s if idem else 0, priority, "1" if ordered else "0",
                   due_ms if later else 0,
                   record, ttl_ms + self.status_ttl_ms, job.event or "", self.events_maxlen, env.type,
-                  "0" if fresh else "", job.fingerprint or ""],
+                  "0" if fresh else "", job.fingerprint or "", now_ms],
             client=pipe,
         )  # fmt: skip
 

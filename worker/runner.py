@@ -14,7 +14,8 @@ import json
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pydantic
@@ -33,15 +34,19 @@ from worker.deadletter.models import DeadLetterEntry
 from worker.deadletter.store import DeadLetterStore
 from worker.graph.client import GraphClient
 from worker.job_type import JobType
+from worker.pause import QueueControl
 from worker.policy import DeadLetter, PolicySet, RetryDecision, decide
 from worker.queue import JobQueue, Scheduled, arq_job_id
-from worker.stats import Stats
+from worker.stats import Stats, Timing
 
 log = logging.getLogger("graphworks.runner")
 
-Outcome = Literal["completed", "retry", "dead_lettered", "deferred"]
+Outcome = Literal["completed", "retry", "dead_lettered", "deferred", "parked"]
 MAX_RAW_KEPT = 64 * 1024
 BOOKED_QUEUE_PRIORITY = 99  # queue position of a deferred job holding a booked slot (worker/queue.py)
+# This run's start and the time its job was due (epoch s), for the run and wait histograms;
+# per task, since one runner runs many jobs at once.
+_started: ContextVar[tuple[float, float] | None] = ContextVar("graphworks_run_started", default=None)
 
 
 @dataclass
@@ -58,20 +63,34 @@ class Runner:
     # When set (by the arq worker), successes are handed over here, keyed by arq job id, and
     # counted inside arq's finish transaction: one round trip fewer per job, and the count
     # lands atomically with the job leaving the queue.
-    pending_completions: dict[str, tuple[Envelope, str]] | None = None
+    pending_completions: dict[str, tuple[Envelope, str, Timing | None]] | None = None
+    # Pause (worker/pause.py): the paused types as the worker last read them (every ~0.5 s, not per
+    # job); the arq jobs parked by this runner, whose runs the worker gives back; what runs now
+    # (arq job id -> (job id, type)), which the worker publishes for per-type stats.
+    paused: frozenset[str] = frozenset()
+    parked_runs: set[str] = field(default_factory=set)
+    running: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _control: QueueControl | None = None
 
-    async def run(self, raw: Any, *, job_try: int = 1, arq_job_id: str = "") -> Outcome:
+    async def run(self, raw: Any, *, job_try: int = 1, arq_job_id: str = "", due_at: float | None = None) -> Outcome:
+        """`due_at`: when the job became due (arq's enqueue time, which worker/queue.py sets to the due
+        time), for the wait histogram; None: the envelope's created_at."""
+        started = self.clock.now()
         text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
         try:
             env = decode(text)
         except UndecodableJob as exc:
+            _started.set((started, due_at if due_at is not None else started))
             return await self._undecodable(exc, arq_job_id)
+        _started.set((started, due_at if due_at is not None else env.created_at.timestamp()))
         if job_try > self.settings.worker_max_job_runs:
             failure = Failure(
                 ErrorClass.UNKNOWN,
                 f"this attempt was started {job_try - 1} times without finishing (worker died or runner error)",
             )
             return await self._dead_letter(env, failure, failure.message)
+        if env.type in self.paused and arq_job_id and await self._park(env, arq_job_id):
+            return "parked"
         spec = self.job_types.get(env.type)
         if spec is None:
             failure = Failure(ErrorClass.VALIDATION, f"no processor for job type {env.type!r}")
@@ -86,7 +105,11 @@ class Runner:
             # from an earlier deferral is handed to it here.
             with booking.holding(env.limit_booking):
                 async with asyncio.timeout(self.settings.worker_job_timeout_s * 0.95):
-                    result = await spec.run(ctx, payload)
+                    self.running[ctx.run_id] = (env.id, env.type)
+                    try:
+                        result = await spec.run(ctx, payload)
+                    finally:
+                        self.running.pop(ctx.run_id, None)
         except LimitDeferred as deferred:
             return await self._deferred(env, deferred)
         except REDIS_DOWN:
@@ -100,9 +123,9 @@ class Runner:
         )  # fmt: skip
         if self.pending_completions is not None and arq_job_id:
             # Counted, recorded and its ordering key released in arq's finish transaction.
-            self.pending_completions[arq_job_id] = (env, record)
+            self.pending_completions[arq_job_id] = (env, record, self._timing())
         else:
-            await self.stats.completed(env, record)
+            await self.stats.completed(env, record, timing=self._timing())
             await self.queue.release(env)
         return "completed"
 
@@ -142,7 +165,7 @@ class Runner:
         await self.queue.put(
             [Scheduled(retry, due_at=due, use_idempotency=False, joins_order=False, event="retry_scheduled")]
         )
-        await self.stats.retried(env, failure.error_class)
+        await self.stats.retried(env, failure.error_class, timing=self._timing())
         log.warning(
             "job=%s type=%s attempt=%d outcome=retry class=%s status=%s graph_code=%s request_id=%s delay_s=%.3f",
             env.id, env.type, env.attempt + 1, failure.error_class, failure.status,
@@ -159,7 +182,9 @@ class Runner:
         )
         await self.dlq.put(entry)
         await self.queue.release(env)
-        if await self.stats.dead_lettered(env, failure.error_class, self._dead_record(env, failure, entry.id)):
+        if await self.stats.dead_lettered(
+            env, failure.error_class, self._dead_record(env, failure, entry.id), timing=self._timing()
+        ):
             log.error(
                 "job=%s type=%s attempt=%d outcome=dead_lettered class=%s status=%s graph_code=%s request_id=%s"
                 " reason=%s",
@@ -176,9 +201,29 @@ class Runner:
             env, failure, reason=exc.reason, at=utc(self.clock.now()), payload=exc.raw[:MAX_RAW_KEPT]
         )
         await self.dlq.put(entry)
-        if await self.stats.dead_lettered(env, failure.error_class, self._dead_record(env, failure, entry.id)):
+        if await self.stats.dead_lettered(
+            env, failure.error_class, self._dead_record(env, failure, entry.id), timing=self._timing()
+        ):
             log.error("job=%s outcome=dead_lettered class=undecodable reason=%s", job_id, exc.reason)
         return "dead_lettered"
+
+    def _timing(self) -> Timing | None:
+        """(run time, wait time) of this task's run, or None outside one."""
+        started = _started.get()
+        if started is None:
+            return None
+        start, due = started
+        return self.clock.now() - start, start - due
+
+    async def _park(self, env: Envelope, arq_job_id: str) -> bool:
+        """Its type is paused: park the job (same attempt; the worker gives the run back), unless resumed."""
+        if self._control is None:
+            self._control = QueueControl(self.queue.redis, self.queue, self.settings)
+        if not await self._control.park(env.type, arq_job_id):
+            return False
+        self.parked_runs.add(arq_job_id)
+        log.info("job=%s type=%s parked: its type is paused", env.id, env.type)
+        return True
 
     def _dead_record(self, env: Envelope, failure: Failure, entry_id: str) -> str:
         now = self.clock.now()

@@ -5,17 +5,25 @@ status record, appends its event and wakes its waiters (graphworks_core/status.p
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
-from graphworks_core import keys
+from graphworks_core import histogram, keys
 from graphworks_core.envelope import Envelope
 from graphworks_core.errors import ErrorClass
 from graphworks_core.settings import Settings
 
 FINAL_MARKER_TTL_S = 7 * 86_400
+THROUGHPUT_TTL_S = 3720  # a minute's throughput hash (keys.throughput) outlives the hour it is read for
+# One run's (run time, wait time) in seconds: wait from when the job was due to when it started.
+Timing = tuple[float, float]
+
+
+def _timed(env: Envelope, timing: Timing | None) -> list[str]:
+    return histogram.fields(env.type, *timing) if timing is not None else []
 
 
 class StatsSnapshot(BaseModel):
@@ -45,23 +53,33 @@ class Stats:
     def from_settings(cls, settings: Settings, redis: aioredis.Redis) -> Stats:
         return cls(redis, status_ttl_s=settings.job_status_ttl_s, events_maxlen=settings.events_stream_maxlen)
 
-    async def completed(self, env: Envelope, record: str, *, pipe: aioredis.client.Pipeline | None = None) -> bool:
+    async def completed(
+        self,
+        env: Envelope,
+        record: str,
+        *,
+        pipe: aioredis.client.Pipeline | None = None,
+        timing: Timing | None = None,
+    ) -> bool:
         """Count a success once per job (and redrive), with its final status record; False if it
         was counted already.
 
         With `pipe`, the count is queued on that pipeline (the worker's finish transaction) and
         True is returned; the pipeline's result says whether it counted.
         """
-        args = self._args(env, record, "completed", f"completed:type:{env.type}")
+        args = self._args(env, record, "completed", f"completed:type:{env.type}", *_timed(env, timing))
         if pipe is not None:
             await self._outcome(keys=self._keys(env), args=args, client=pipe)
             return True
         return bool(await self._outcome(keys=self._keys(env), args=args))
 
-    async def dead_lettered(self, env: Envelope, error_class: ErrorClass, record: str) -> bool:
+    async def dead_lettered(
+        self, env: Envelope, error_class: ErrorClass, record: str, *, timing: Timing | None = None
+    ) -> bool:
         args = self._args(
-            env, record, "dead_lettered", f"dead_lettered:type:{env.type}", f"dead_lettered:class:{error_class}"
-        )
+            env, record, "dead_lettered", f"dead_lettered:type:{env.type}", f"dead_lettered:class:{error_class}",
+            *_timed(env, timing),
+        )  # fmt: skip
         return bool(await self._outcome(keys=self._keys(env), args=args))
 
     @staticmethod
@@ -69,20 +87,27 @@ class Stats:
         return [
             keys.final_marker(env.id, env.redrive_count), keys.STATS, keys.job_status(env.id), keys.EVENTS,
             keys.job_waiting(env.id), keys.job_done(env.id),
+            keys.pending(env.type), keys.throughput(int(time.time() // 60)),
         ]  # fmt: skip
 
     def _args(self, env: Envelope, record: str, event: str, *fields: str) -> list[str | int]:
         """`record`: the final status record as JSON (graphworks_core/status.py record_json)."""
         return [
             FINAL_MARKER_TTL_S, record, self.status_ttl_s, event, self.events_maxlen,
-            env.id, env.type, event, *fields,
+            env.id, env.type, event, *fields, f"@{event}:{env.type}",  # and in this minute's throughput
         ]  # fmt: skip
 
-    async def retried(self, env: Envelope, error_class: ErrorClass) -> None:
+    async def retried(self, env: Envelope, error_class: ErrorClass, *, timing: Timing | None = None) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(keys.STATS, "retried", 1)
             pipe.hincrby(keys.STATS, f"retried:type:{env.type}", 1)
             pipe.hincrby(keys.STATS, f"retried:class:{error_class}", 1)
+            minute = keys.throughput(int(time.time() // 60))
+            pipe.hincrby(minute, f"retried:{env.type}", 1)
+            pipe.expire(minute, THROUGHPUT_TTL_S)
+            for field in _timed(env, timing):
+                name, _, by = field.partition(histogram.SUM_SEP)
+                pipe.hincrby(keys.STATS, name, int(by or 1))
             await pipe.execute()
 
     async def deferred(self, env: Envelope) -> None:

@@ -154,6 +154,10 @@ class JobStatusStore:
         """Drop index entries older than the status TTL (their records have expired)."""
         oldest_ms = int((time.time() - self.settings.job_status_ttl_s) * 1000) & 0xFFFF_FFFF_FFFF
         removed: int = await self.redis.zremrangebylex(keys.jobs_index(job_type), "-", f"({oldest_ms:012x}")
+        # A pending entry due longer ago than the TTL belongs to a job that never ended (its arq job expired).
+        await self.redis.zremrangebyscore(
+            keys.pending(job_type), "-inf", int((time.time() - self.settings.job_status_ttl_s) * 1000)
+        )
         return removed
 
     # -- acting --
@@ -174,7 +178,8 @@ class JobStatusStore:
                       JOB_KEY_PREFIX + record.run_id, IN_PROGRESS_KEY_PREFIX + record.run_id,
                       keys.order(self.queue.name, record.ordering_key) if record.ordering_key
                       else keys.job_status(job_id),
-                      keys.EVENTS, keys.job_waiting(job_id), keys.job_done(job_id)],
+                      keys.EVENTS, keys.job_waiting(job_id), keys.job_done(job_id),
+                      keys.pending(record.type), keys.parked(record.type)],
                 args=[raw, cancelled_json, self.settings.job_status_ttl_s, record.run_id,
                       f"{record.priority:02d}", self.settings.events_stream_maxlen, job_id, record.type,
                       "1" if record.ordering_key else "0"],

@@ -9,10 +9,12 @@ import time
 
 import click
 
+from graphworks.cli.alerts import alerts
 from graphworks.cli.common import opened_redis, redis_from, run_async, settings_or_exit
 from graphworks.cli.dlq import dlq
 from graphworks.cli.enqueue import enqueue
 from graphworks.cli.jobs import jobs
+from graphworks.cli.queue import queue
 from graphworks.cli.schedules import schedules
 from graphworks.cli.serve import serve
 from graphworks.cli.subscriptions import subscriptions
@@ -47,10 +49,12 @@ def cli(log_level: str) -> None:
 cli.add_command(enqueue)
 cli.add_command(dlq)
 cli.add_command(jobs)
+cli.add_command(queue)
 cli.add_command(serve)
 cli.add_command(subscriptions)
 cli.add_command(schedules)
 cli.add_command(tokens)
+cli.add_command(alerts)
 
 
 @cli.command()
@@ -80,6 +84,7 @@ def worker(burst: bool) -> None:
 async def stats(as_json: bool) -> None:
     """Counters (completed, retried, dead-lettered by type and class), queue depths, rate limits."""
     from ratelimits.report import limit_lines, limit_stats
+    from worker.queue_stats import queue_stats
     from worker.stats import Stats
 
     settings = settings_or_exit()
@@ -87,14 +92,25 @@ async def stats(as_json: bool) -> None:
     async with opened_redis(settings) as redis:
         snap = await Stats(redis).snapshot(settings.worker_queue)
         limits = await limit_stats(redis, now)
+        per_type = await queue_stats(redis, now=now)  # what GET /api/queue/stats answers
     if as_json:
-        click.echo(json.dumps({**snap.model_dump(mode="json"), "limits": [s.model_dump() for s in limits]}))
+        click.echo(json.dumps({**snap.model_dump(mode="json"), "limits": [s.model_dump() for s in limits],
+                               "types": {t: s.model_dump(mode="json") for t, s in per_type.types.items()},
+                               "dead_letter": per_type.dead_letter.model_dump()}))  # fmt: skip
         return
     click.echo(
         f"completed {snap.completed}  retried {snap.retried}  dead-lettered {snap.dead_lettered}"
         f"  deferred (rate limits) {snap.deferred}\n"
         f"queued {snap.queued}  scheduled {snap.scheduled}  dead-letter store {snap.dead_letter_size}"
     )
+    click.echo("per type:  queued scheduled running  completed retried dead  oldest(s)  last min/hour completed")
+    for name, t in per_type.types.items():
+        oldest = "-" if t.oldest_queued_age_s is None else f"{t.oldest_queued_age_s:.1f}"
+        click.echo(
+            f"  {name:<18} {t.queued:>6} {t.scheduled:>9} {t.running:>7}  {t.completed:>9} {t.retried:>7}"
+            f" {t.dead_lettered:>4}  {oldest:>9}  {t.last_minute.completed}/{t.last_hour.completed}"
+            + ("  PAUSED" if t.paused else "")
+        )
     for title, table in (("by type", snap.by_type), ("by error class", snap.by_class)):
         if table:
             click.echo(title + ":")

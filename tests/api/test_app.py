@@ -66,8 +66,9 @@ async def test_an_unreachable_redis_is_a_503_with_json_never_a_500() -> None:
             r = await api.request(method, path, json=body, headers=ADMIN)
             assert r.status_code == 503, (method, path, r.text)
             assert "Redis" in r.json()["detail"] and r.headers["retry-after"]
-        # Health says the process answers, whatever Redis does (deploy checks restart dead processes only).
-        assert (await api.get("/api/queue/health")).status_code == 200
+        # Health says so: down (503), as JSON, without a token.
+        health = await api.get("/api/queue/health")
+        assert health.status_code == 503 and health.json()["status"] == "down", health.text
 
 
 async def test_wrong_tokens_from_one_client_are_held_back_for_a_minute() -> None:
@@ -82,7 +83,7 @@ async def test_wrong_tokens_from_one_client_are_held_back_for_a_minute() -> None
         assert held.status_code == 429 and int(held.headers["retry-after"]) >= 1
         # Held back means the right token too: a guesser must not learn when it guessed right.
         assert (await api.get("/api/schedules/nope", headers=ADMIN)).status_code == 429
-        assert (await api.get("/api/queue/health")).status_code == 200
+        assert (await api.get("/api/queue/health")).status_code == 503  # not held back: Redis is just not there
         clock.advance(61)
         assert (await api.get("/api/jobs/x", headers={"Authorization": "Bearer guess"})).status_code == 401
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter, DeadLetterPage
+from worker.deadletter.models import (
+    DeadLetterCursorPage,
+    DeadLetterEntry,
+    DeadLetterFilter,
+    DeadLetterGroup,
+    DeadLetterPage,
+    GroupKey,
+    decode_cursor,
+    encode_cursor,
+)
 
 
 class MemoryDeadLetterStore:
@@ -19,6 +29,10 @@ class MemoryDeadLetterStore:
         """Store (or overwrite, same id) an entry, redacted."""
         safe = entry.redacted()
         self._entries[safe.id] = safe.model_dump_json()
+
+    async def put_many(self, entries: Sequence[DeadLetterEntry]) -> None:
+        for entry in entries:
+            await self.put(entry)
 
     async def get(self, entry_id: str) -> DeadLetterEntry | None:
         """The entry with this id, or None."""
@@ -38,6 +52,57 @@ class MemoryDeadLetterStore:
         """Every matching entry, newest first (a snapshot taken when iteration starts)."""
         for entry in self._matching(flt):
             yield entry
+
+    async def cursor_page(
+        self, flt: DeadLetterFilter | None = None, *, limit: int = 50, cursor: str | None = None, budget: int = 5_000
+    ) -> DeadLetterCursorPage:
+        """Up to `limit` matches after `cursor`, newest first (the budget is moot in process)."""
+        matches = self._matching(flt)
+        if cursor:
+            score, entry_id = decode_cursor(cursor)
+            matches = [e for e in matches if (e.last_failure_at.timestamp(), e.id) < (score, entry_id)]
+        page = matches[:limit]
+        more = len(matches) > limit
+        last = page[-1] if page else None
+        nxt = encode_cursor(last.last_failure_at.timestamp(), last.id) if more and last else None
+        return DeadLetterCursorPage(entries=page, next_cursor=nxt)
+
+    async def walk(
+        self, flt: DeadLetterFilter | None = None, *, batch: int = 200
+    ) -> AsyncIterator[list[DeadLetterEntry]]:
+        matches = self._matching(flt)
+        for start in range(0, len(matches), batch):
+            yield matches[start : start + batch]
+
+    async def remove_many(self, entry_ids: Sequence[str]) -> int:
+        return sum(1 for entry_id in entry_ids if self._entries.pop(entry_id, None) is not None)
+
+    async def count_matching(self, flt: DeadLetterFilter | None = None) -> int:
+        return len(self._matching(flt))
+
+    async def groups(self, flt: DeadLetterFilter | None = None) -> list[DeadLetterGroup]:
+        """The groups by cause, largest first."""
+        by_key: dict[GroupKey, list[DeadLetterEntry]] = {}
+        for entry in self._matching(None):
+            key = GroupKey.of(entry)
+            if flt is None or flt.matches_group(key):
+                by_key.setdefault(key, []).append(entry)
+        groups = [
+            DeadLetterGroup(**key.model_dump(), count=len(es), first_at=es[-1].last_failure_at,
+                            last_at=es[0].last_failure_at, sample_id=es[0].id)
+            for key, es in by_key.items()
+        ]  # fmt: skip
+        groups.sort(key=lambda g: (-g.count, g.type, g.error_class, g.graph_code or "", g.status or 0))
+        return groups
+
+    async def types(self) -> set[str]:
+        return {e.type for e in self._matching(None)}
+
+    async def ensure_groups(self) -> None:
+        """Nothing to do: groups are computed from the entries in process."""
+
+    async def rebuild_groups(self, progress: Any = None) -> int:
+        return 0
 
     async def remove(self, entry_id: str) -> DeadLetterEntry | None:
         """Delete and return the entry; None if it was not there."""

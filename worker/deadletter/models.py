@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from graphworks_core.envelope import AttemptRecord, Envelope, ErrorFields
 from graphworks_core.errors import ErrorClass
@@ -119,6 +121,8 @@ class DeadLetterFilter(BaseModel):
 
     type: str | None = None
     error_class: ErrorClass | None = None
+    graph_code: str | None = None
+    status: int | None = None  # the final failure's HTTP status
     reviewed: bool | None = None
     since: datetime | None = None  # last_failure_at >= since
     until: datetime | None = None  # last_failure_at < until
@@ -127,10 +131,84 @@ class DeadLetterFilter(BaseModel):
         return (
             (self.type is None or entry.type == self.type)
             and (self.error_class is None or entry.error_class == self.error_class)
+            and (self.graph_code is None or entry.graph_code == self.graph_code)
+            and (self.status is None or entry.status == self.status)
             and (self.reviewed is None or entry.reviewed == self.reviewed)
             and (self.since is None or entry.last_failure_at >= self.since)
             and (self.until is None or entry.last_failure_at < self.until)
         )
+
+    def narrows_group(self) -> bool:
+        """Whether a group field (type, class, code, status) is set: then only some groups can match."""
+        return any(v is not None for v in (self.type, self.error_class, self.graph_code, self.status))
+
+    def matches_group(self, group: GroupKey) -> bool:
+        return (
+            (self.type is None or group.type == self.type)
+            and (self.error_class is None or group.error_class == self.error_class)
+            and (self.graph_code is None or group.graph_code == self.graph_code)
+            and (self.status is None or group.status == self.status)
+        )
+
+
+class GroupKey(BaseModel):
+    """What groups dead letters by cause: (type, error class, Graph error code, HTTP status)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    error_class: ErrorClass
+    graph_code: str | None = None
+    status: int | None = None
+
+    @classmethod
+    def of(cls, entry: DeadLetterEntry) -> GroupKey:
+        return cls(type=entry.type, error_class=entry.error_class, graph_code=entry.graph_code, status=entry.status)
+
+    def encode(self) -> str:
+        """The key as stored: a compact JSON array (one spelling per group)."""
+        return json.dumps([self.type, self.error_class.value, self.graph_code, self.status], separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: str) -> GroupKey:
+        type_, error_class, graph_code, status = json.loads(raw)
+        return cls(type=type_, error_class=error_class, graph_code=graph_code, status=status)
+
+
+class DeadLetterGroup(BaseModel):
+    """One cause's dead letters: how many, the oldest and newest last failure, and the newest entry."""
+
+    type: str
+    error_class: ErrorClass
+    graph_code: str | None
+    status: int | None
+    count: int
+    first_at: datetime
+    last_at: datetime
+    sample_id: str
+
+
+class DeadLetterCursorPage(BaseModel):
+    """One page of a cursor listing, newest failure first. `next_cursor` is None once nothing is
+    left; a page may hold fewer than `limit` entries (the scan per request is bounded) and still
+    have a next_cursor."""
+
+    entries: list[DeadLetterEntry]
+    next_cursor: str | None
+
+
+def encode_cursor(score: float, entry_id: str) -> str:
+    """The position after (score, id) in the newest-first order, as an opaque URL-safe string."""
+    return base64.urlsafe_b64encode(json.dumps([score, entry_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """ValueError if `cursor` is not one encode_cursor made."""
+    try:
+        score, entry_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return float(score), str(entry_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not a cursor this API gave out") from exc
 
 
 class DeadLetterPage(BaseModel):

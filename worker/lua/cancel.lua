@@ -7,12 +7,14 @@
 -- ARGV[1] the record as the caller read it (compare-and-set)   ARGV[2] the cancelled record
 -- ARGV[3] its ttl s   ARGV[4] run id (arq job id)   ARGV[5] priority, 2 digits
 -- ARGV[6] events MAXLEN ~   ARGV[7] job id   ARGV[8] job type   ARGV[9] "1": has an ordering key
+-- KEYS[10] the type's pending zset   KEYS[11] the type's parked zset (a paused type's queued jobs)
 -- Returns {"cancelled", 1 if it held its ordering key's head (the caller releases the next)}, or
 -- {"changed"} (the record moved on: read it again), {"running"}, {"gone"} (not in the queue).
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then return {"changed"} end
 if redis.call("EXISTS", KEYS[5]) == 1 then return {"running"} end
 local removed = redis.call("ZREM", KEYS[2], ARGV[4])
 removed = removed + redis.call("ZREM", KEYS[3], ARGV[5] .. ":" .. ARGV[4], "99:" .. ARGV[4])
+removed = removed + redis.call("ZREM", KEYS[11], ARGV[4])
 local head = 0
 if removed > 0 and ARGV[9] == "1" then head = 1 end
 if removed == 0 and ARGV[9] == "1" then
@@ -28,6 +30,7 @@ if removed == 0 and ARGV[9] == "1" then
 end
 if removed == 0 then return {"gone"} end
 redis.call("DEL", KEYS[4])
+redis.call("ZREM", KEYS[10], ARGV[7])
 redis.call("SET", KEYS[1], ARGV[2], "EX", ARGV[3])
 redis.call("XADD", KEYS[7], "MAXLEN", "~", ARGV[6], "*",
            "event", "cancelled", "job_id", ARGV[7], "type", ARGV[8], "data", ARGV[2])

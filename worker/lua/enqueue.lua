@@ -11,6 +11,9 @@
 -- ARGV[11] status record JSON   ARGV[12] its ttl ms   ARGV[13] event name ("": none)
 -- ARGV[14] events MAXLEN ~   ARGV[15] job type   ARGV[16] "0": list it in its type's index ("": already there)
 -- ARGV[17] the request's fingerprint, kept with the idempotency key ("": none)
+-- KEYS[9] the type's pending zset   KEYS[10] the paused types' set   KEYS[11] the type's parked zset
+-- ARGV[18] now ms (the scheduling clock): a queued job's pending score (a scheduled one's is its due ms)
+-- A job of a paused type that would be queued now is parked instead (worker/pause.py): no worker sees it.
 -- Returns the job id that holds the key: ours, or the first job's ("<id> <fingerprint>" if it had one).
 if ARGV[7] ~= "0" then
   local first = redis.call("GET", KEYS[1])
@@ -25,6 +28,7 @@ end
 redis.call("SET", KEYS[2], ARGV[3], "PX", ARGV[4])
 redis.call("SET", KEYS[6], ARGV[11], "PX", ARGV[12])
 if ARGV[16] ~= "" then redis.call("ZADD", KEYS[8], ARGV[16], ARGV[1]) end
+if ARGV[6] == "1" then redis.call("ZADD", KEYS[9], ARGV[10], ARGV[1]) else redis.call("ZADD", KEYS[9], ARGV[18], ARGV[1]) end
 if ARGV[13] ~= "" then
   redis.call("XADD", KEYS[7], "MAXLEN", "~", ARGV[14], "*",
              "event", ARGV[13], "job_id", ARGV[1], "type", ARGV[15], "data", ARGV[11])
@@ -36,6 +40,9 @@ if ARGV[9] == "1" then
 end
 if ARGV[6] == "1" then
   redis.call("ZADD", KEYS[4], ARGV[5], string.format("%02d:%s", tonumber(ARGV[8]), ARGV[2]))
+elseif redis.call("SISMEMBER", KEYS[10], ARGV[15]) == 1 then
+  redis.call("ZADD", KEYS[11], ARGV[5], ARGV[2])
+  redis.call("PERSIST", KEYS[2])
 else
   redis.call("ZADD", KEYS[3], ARGV[5], ARGV[2])
 end
