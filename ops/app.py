@@ -23,6 +23,7 @@ from graphworks_core.settings import Settings, load_settings
 from ops.auth import FailureBrake, Tokens
 from ops.deadletters import deadletters_router
 from ops.errors import Invalid, Message, install
+from ops.events import events_router
 from ops.guard import ApiGuard
 from ops.jobs import jobs_router
 from ops.metrics import metrics_router
@@ -97,6 +98,7 @@ def create_api(
     install(api, settings)
     api.include_router(jobs_router(client, settings), responses={**GUARD_RESPONSES, **BODY_RESPONSES})
     api.include_router(queues_router(client, settings), responses=GUARD_RESPONSES)  # health, stats, pause, clear
+    api.include_router(events_router(client), responses=GUARD_RESPONSES)  # SSE of graphworks:events
     api.include_router(
         schedules_router(schedules, settings, AuditLog(client.redis)), responses={**GUARD_RESPONSES, **BODY_RESPONSES}
     )

@@ -208,6 +208,17 @@ class JobStatusStore:
         """The transitions after `since` (a stream id, "0" for all kept, "$" for new ones, or a
         time). With `group`: read as that consumer group's `consumer` (created at `since` if new),
         each event acknowledged once the next is asked for. `block=False` ends when caught up."""
+        async for event in self._stream(since, group, consumer, count, block, heartbeat=False):
+            if event is not None:
+                yield event
+
+    def feed(self, since: str) -> AsyncIterator[JobEvent | None]:
+        """`events(since=...)` that also yields None each block slice nothing came (SSE keep-alives)."""
+        return self._stream(since, None, "graphworks", 100, True, heartbeat=True)
+
+    async def _stream(
+        self, since: str | datetime, group: str | None, consumer: str, count: int, block: bool, *, heartbeat: bool
+    ) -> AsyncIterator[JobEvent | None]:
         last = _stream_id(since)
         if group is not None:
             await self._ensure_group(group, last)
@@ -226,6 +237,8 @@ class JobStatusStore:
             entries = reply[0][1] if reply else []
             if not entries and not block:
                 return
+            if not entries and heartbeat:
+                yield None
             for entry_id, fields in entries:
                 sid = _text(entry_id)
                 last = sid
