@@ -49,6 +49,9 @@ ROUTE_IDS = [f"{m} {p}" for m, p, _ in ROUTES]
 QUEUE_ROUTES: list[tuple[str, str, object]] = [
     ("GET", "/api/queue/stats", None),
     ("GET", "/api/queue/limits", None),
+    ("GET", "/api/queue/alerts", None),
+    ("GET", "/api/queue/metrics", None),
+    ("GET", "/metrics", None),
     ("GET", "/api/queue/mail/jobs", None),
     ("POST", "/api/queue/mail/pause", None),
     ("POST", "/api/queue/mail/resume", None),
