@@ -142,7 +142,7 @@ class QueueControl:
                 stale.append(job_id)
                 continue
             cancelled = record.model_copy(update={"status": "cancelled", "updated_at": now, "next_run_at": None})
-            targets.append((record, cancelled.model_dump_json(exclude_defaults=True), raw))
+            targets.append((record, cancelled.stored(), raw))
         async with self.redis.pipeline(transaction=False) as pipe:
             for record, cancelled_json, raw in targets:
                 await self._cancel(

@@ -25,7 +25,7 @@ from redis.exceptions import NoScriptError
 from graphworks_core import keys
 from graphworks_core.clock import Clock
 from graphworks_core.envelope import Envelope, encode
-from graphworks_core.status import EventName, record_json
+from graphworks_core.status import EventName, record_for
 from worker.arq_adapter import JOB_KEY_PREFIX, job_record
 
 if TYPE_CHECKING:
@@ -160,13 +160,13 @@ class JobQueue:
         ordered = job.joins_order and env.ordering_key is not None
         job_key = JOB_KEY_PREFIX + job_id
         ttl_ms = max(due_ms - now_ms, 0) + self.expiry_extra_ms
-        record = record_json(
+        record = record_for(
             env,
             "scheduled" if later else "queued",
             run_id=job_id,
             now=now_ms / 1000,
             next_run_at=due_ms / 1000 if later else None,
-        )
+        ).stored()
         fresh = env.attempt == 0 and env.deferrals == 0  # a new job or a redrive: (re)listed in its type's index
         await self._enqueue(
             keys=[keys.idempotency(env.idempotency_key) if idem and env.idempotency_key else job_key,

@@ -25,7 +25,7 @@ from graphworks_core.connections import REDIS_DOWN
 from graphworks_core.envelope import AttemptRecord, Envelope, UndecodableJob, decode, new_job_id
 from graphworks_core.errors import ErrorClass
 from graphworks_core.settings import Settings
-from graphworks_core.status import record_json
+from graphworks_core.status import record_for
 from ratelimits import booking
 from ratelimits.base import LimitDeferred
 from worker.classify import Failure, classify
@@ -117,10 +117,10 @@ class Runner:
         except Exception as exc:
             return await self._failed(env, exc)
         log.info("job=%s type=%s attempt=%d outcome=completed", env.id, env.type, env.attempt + 1)
-        record = record_json(
+        record = record_for(
             env, "completed", run_id=arq_job_id or _run_id(env), now=self.clock.now(), result=result,
             progress=ctx.reported[-1] if ctx.reported else None,
-        )  # fmt: skip
+        ).stored()  # fmt: skip
         if self.pending_completions is not None and arq_job_id:
             # Counted, recorded and its ordering key released in arq's finish transaction.
             self.pending_completions[arq_job_id] = (env, record, self._timing())
@@ -229,7 +229,7 @@ class Runner:
         now = self.clock.now()
         last = AttemptRecord.of(failure, utc(now), None)
         ended = env.model_copy(update={"history": [*env.history, last]})
-        return record_json(ended, "dead_lettered", run_id=_run_id(env), now=now, dead_letter_id=entry_id)
+        return record_for(ended, "dead_lettered", run_id=_run_id(env), now=now, dead_letter_id=entry_id).stored()
 
 
 def _run_id(env: Envelope) -> str:

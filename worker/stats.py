@@ -91,7 +91,7 @@ class Stats:
         ]  # fmt: skip
 
     def _args(self, env: Envelope, record: str, event: str, *fields: str) -> list[str | int]:
-        """`record`: the final status record as JSON (graphworks_core/status.py record_json)."""
+        """`record`: the final status record as JSON (JobStatus.stored())."""
         return [
             FINAL_MARKER_TTL_S, record, self.status_ttl_s, event, self.events_maxlen,
             env.id, env.type, event, *fields, f"@{event}:{env.type}",  # and in this minute's throughput

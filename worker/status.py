@@ -172,7 +172,7 @@ class JobStatusStore:
             if record.final:
                 raise NotCancellable(record)
             cancelled = record.model_copy(update={"status": "cancelled", "updated_at": _now(), "next_run_at": None})
-            cancelled_json = cancelled.model_dump_json(exclude_defaults=True)
+            cancelled_json = cancelled.stored()
             outcome = await self._cancel(
                 keys=[keys.job_status(job_id), self.queue.queue_key, self.queue.scheduled_key,
                       JOB_KEY_PREFIX + record.run_id, IN_PROGRESS_KEY_PREFIX + record.run_id,
@@ -296,7 +296,7 @@ async def report_progress(redis: aioredis.Redis, env: Envelope, run_id: str, pro
     if record.final or (run_id and record.run_id != run_id):
         return
     updated = record.model_copy(update={"status": "running", "progress": progress, "updated_at": _now()})
-    await redis.set(key, updated.model_dump_json(exclude_defaults=True), keepttl=True)
+    await redis.set(key, updated.stored(), keepttl=True)
 
 
 async def trim_job_indexes(ctx: dict[str, Any]) -> None:
