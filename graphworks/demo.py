@@ -26,11 +26,12 @@ from graphsim.faults import Fault
 from graphsim.server import SimServer, run_in_thread
 from graphsim.state import SimState
 from graphsim.threaded_server import ThreadedServer
+from graphworks.demo_dashboard import HeldWorker, start_dashboard
 from graphworks.demo_webhooks import script_inbound, show_inbound
 from graphworks.embedded_redis import EmbeddedRedis, start_redis
 from graphworks.wiring import build_runner, build_worker
 from graphworks_core.errors import ErrorClass, PayloadInvalid
-from graphworks_core.settings import load_settings
+from graphworks_core.settings import Settings, load_settings
 from webhooks.app import ReceiverApp
 from worker.arq_adapter import GraphworksWorker
 from worker.client import GraphworksClient
@@ -82,9 +83,13 @@ async def _script(client: GraphworksClient, sim: SimState) -> None:
         console.print(f"refused at enqueue, nothing stored: [yellow]{exc}[/yellow]")
 
 
+def _settings(redis_url: str, sim: SimServer) -> Settings:
+    return load_settings(redis_url=redis_url, graph_base_url=sim.base_url, graph_static_token=TOKEN,
+                         worker_poll_delay_s=0.01)  # fmt: skip
+
+
 async def _demo(redis_url: str, sim: SimServer, fast: bool, log_path: Path) -> int:
-    settings = load_settings(redis_url=redis_url, graph_base_url=sim.base_url, graph_static_token=TOKEN,
-                             worker_poll_delay_s=0.01)  # fmt: skip
+    settings = _settings(redis_url, sim)
     redis = aioredis.Redis.from_url(redis_url)
     await redis.flushdb()
     runner = build_runner(settings, redis)
@@ -176,7 +181,7 @@ class _StopSignals:
             signal.signal(s, previous)
 
 
-def run_demo(data_dir: str, *, fast: bool = True, hold: bool = False) -> int:
+def run_demo(data_dir: str, *, fast: bool = True, hold: bool = False, dashboard_port: int = 0) -> int:
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / "demo.log"
@@ -190,6 +195,8 @@ def run_demo(data_dir: str, *, fast: bool = True, hold: bool = False) -> int:
     code = 1
     embedded: EmbeddedRedis | None = None
     sim: SimServer | None = None
+    dashboard: ThreadedServer | None = None
+    held: HeldWorker | None = None
     with _StopSignals() as stop:
         try:
             redis_url = os.environ.get("REDIS_URL")
@@ -199,9 +206,17 @@ def run_demo(data_dir: str, *, fast: bool = True, hold: bool = False) -> int:
                 console.print(f"embedded Redis on {redis_url} (data in {directory / 'redis'})")
             sim = run_in_thread(state=SimState(expected_token=TOKEN))
             console.print(f"graphsim on {sim.base_url}")
+            dashboard, token = start_dashboard(_settings(redis_url, sim), dashboard_port)
+            console.print(f"dashboard: {dashboard.url}/dashboard")
+            console.print(f"sign in with the token: {token}")
             code = asyncio.run(_demo(redis_url, sim, fast, log_path))
             if hold:
-                console.print("holding Redis and graphsim up; Ctrl-C (or SIGTERM) to stop")
+                held = HeldWorker(_settings(redis_url, sim), sim).start()
+                console.print(f"\n[bold]holding[/bold]: the dashboard, a worker, Redis and graphsim stay up; "
+                              f"{held.left} jobs were left to dead-letter (Graph refuses them, then accepts: "
+                              f"redrive them from {dashboard.url}/dashboard#/dead-letters)")  # fmt: skip
+                console.print(f"dashboard: {dashboard.url}/dashboard  token: {token}")
+                console.print("Ctrl-C (or SIGTERM) to stop")
                 with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         time.sleep(3600)
@@ -213,6 +228,10 @@ def run_demo(data_dir: str, *, fast: bool = True, hold: bool = False) -> int:
                 console.print("\ninterrupted; stopping Redis and graphsim")
         finally:
             stop.cleaning_up = True
+            if held is not None:
+                held.stop()
+            if dashboard is not None:
+                dashboard.stop()
             if sim is not None:
                 sim.stop()
             if embedded is not None:

@@ -35,10 +35,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import redis
 
 _PR_SET_PDEATHSIG = 1
 # The parent-death signal is Linux's; elsewhere the watchdog (tests turn this off to run it here).
@@ -238,14 +240,15 @@ def start_redis(
     appendonly: bool = False,
     prefer_bundled: bool = False,
     timeout_s: float = 10.0,
+    extra_args: Sequence[str] = (),
 ) -> EmbeddedRedis:
-    """Start redis-server on 127.0.0.1 and wait until it answers PING.
+    """Start redis-server on 127.0.0.1 and wait until it answers PING; `extra_args` are more
+    `--option value` pairs (`--replicaof 127.0.0.1 6379`).
 
     The server ends with this process however it ends (see the module's docstring), or at `stop()`.
     """
     owns = data_dir is None
-    directory = Path(tempfile.mkdtemp(prefix="graphworks-redis-")) if data_dir is None else data_dir.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = _directory(data_dir)
     port = port or free_port()
     args = [
         redis_server_binary(prefer_bundled),
@@ -257,7 +260,18 @@ def start_redis(
         "--daemonize", "no",
         "--protected-mode", "yes",
         "--logfile", str(directory / "redis.log"),
+        *extra_args,
     ]  # fmt: skip
+    return _started(args, port, directory, owns, timeout_s)
+
+
+def _directory(data_dir: Path | None) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="graphworks-redis-")) if data_dir is None else data_dir.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _started(args: list[str], port: int, directory: Path, owns: bool, timeout_s: float) -> EmbeddedRedis:
     process = _spawn(args)
     server = EmbeddedRedis(port=port, data_dir=directory, process=process, _owns_dir=owns)
     _running.add(server)
@@ -282,3 +296,169 @@ def start_redis(
             time.sleep(0.02)
     server._end()
     raise RedisStartError(f"redis-server did not answer on port {port} within {timeout_s} s")
+
+
+# -- Sentinel: a master, its replicas and the sentinels that fail it over ---------------------------
+
+
+def start_sentinel(
+    master_port: int,
+    *,
+    master_name: str = "graphworks",
+    data_dir: Path | None = None,
+    port: int | None = None,
+    quorum: int = 2,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 3000,
+    timeout_s: float = 10.0,
+) -> EmbeddedRedis:
+    """Start `redis-server --sentinel` watching the master on 127.0.0.1:`master_port`.
+
+    Sentinel rewrites its configuration file as it learns the other sentinels and replicas and
+    as masters change, so it gets one of its own in `data_dir`.
+    """
+    owns = data_dir is None
+    directory = _directory(data_dir)
+    port = port or free_port()
+    config = directory / f"sentinel-{port}.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\ndir {directory}\n"
+        f"logfile {directory / f'sentinel-{port}.log'}\n"
+        f"sentinel monitor {master_name} 127.0.0.1 {master_port} {quorum}\n"
+        f"sentinel down-after-milliseconds {master_name} {down_after_ms}\n"
+        f"sentinel failover-timeout {master_name} {failover_timeout_ms}\n"
+        f"sentinel parallel-syncs {master_name} 1\n"
+    )
+    return _started([redis_server_binary(), str(config), "--sentinel"], port, directory, owns, timeout_s)
+
+
+@dataclass(eq=False)
+class SentinelGroup:
+    """A master, its replicas and the sentinels watching them, each a process of its own on loopback.
+
+    `master` and `replicas` are the servers as started: after a failover the sentinels name
+    another master (`master_port()`); `restart(server)` starts a killed one again on its port
+    and directory, as a supervisor would, and the sentinels make it a replica of the new master.
+    """
+
+    master_name: str
+    master: EmbeddedRedis
+    replicas: list[EmbeddedRedis]
+    sentinels: list[EmbeddedRedis]
+
+    @property
+    def servers(self) -> list[EmbeddedRedis]:
+        return [self.master, *self.replicas]
+
+    @property
+    def sentinels_setting(self) -> str:
+        """The REDIS_SENTINELS value for this group."""
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def master_port(self) -> int | None:
+        """The master's port as a majority of the sentinels that answer name it (None: no majority yet)."""
+        votes: dict[int, int] = {}
+        for sentinel in self.sentinels:
+            if sentinel.process.poll() is not None:
+                continue
+            with redis.Redis(port=sentinel.port, socket_timeout=1, socket_connect_timeout=1) as client:
+                try:
+                    _, port = client.sentinel_get_master_addr_by_name(self.master_name)
+                except (redis.RedisError, OSError, TypeError):
+                    continue
+            votes[int(port)] = votes.get(int(port), 0) + 1
+        best = max(votes.items(), key=lambda kv: kv[1], default=None)
+        return best[0] if best and best[1] > len(self.sentinels) // 2 else None
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until every sentinel knows the other sentinels and every replica is in sync with the
+        master (a failover before that could not be decided). RedisStartError past `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            master_port = self.master_port()
+            if master_port is not None and self._ready(master_port):
+                return
+            time.sleep(0.1)
+        raise RedisStartError(f"sentinels and replicas not in step within {timeout_s} s")
+
+    def _ready(self, master_port: int) -> bool:
+        try:
+            for sentinel in self.sentinels:
+                with redis.Redis(port=sentinel.port, socket_timeout=1) as client:
+                    state = client.sentinel_master(self.master_name)
+                if int(state["port"]) != master_port or state["num-other-sentinels"] < len(self.sentinels) - 1:
+                    return False
+                if state["num-slaves"] < len(self.replicas):
+                    return False
+            with redis.Redis(port=master_port, socket_timeout=1) as client:
+                info = client.info("replication")
+            online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+            return len([r for r in online if r.get("state") == "online"]) >= len(self.replicas)
+        except (redis.RedisError, OSError):
+            return False
+
+    def restart(
+        self, server: EmbeddedRedis, *, replica_of: int | None = None, timeout_s: float = 10.0
+    ) -> EmbeddedRedis:
+        """Start a killed server again on its port and directory, with the arguments it had, or as
+        a replica of 127.0.0.1:`replica_of` (a supervisor that asks the sentinels first: it syncs at
+        once, where a restarted old master waits ~15 s for the sentinels to demote it)."""
+        args = [str(a) for a in server.process.args]  # type: ignore[union-attr]
+        if "--replicaof" in args:
+            at = args.index("--replicaof")
+            del args[at : at + 3]
+        if replica_of is not None:
+            args += ["--replicaof", "127.0.0.1", str(replica_of)]
+        again = _started(args, server.port, server.data_dir, False, timeout_s)
+        for group in (self.replicas, self.sentinels):
+            if server in group:
+                group[group.index(server)] = again
+        if server is self.master:
+            self.master = again
+        return again
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, *self.servers]:
+            server.stop()
+
+    def __enter__(self) -> SentinelGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_sentinel_group(
+    data_dir: Path,
+    *,
+    replicas: int = 1,
+    sentinels: int = 3,
+    master_name: str = "graphworks",
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 3000,
+    appendonly: bool = False,
+    ready_timeout_s: float = 60.0,
+) -> SentinelGroup:
+    """A master, `replicas` replicas of it and `sentinels` sentinels (quorum: a majority), each in
+    a directory of its own under `data_dir`; returns once they are in step (`wait_ready`)."""
+    started: list[EmbeddedRedis] = []
+    try:
+        quick_sync = ["--repl-diskless-sync-delay", "0"]  # a (re)joining replica syncs at once, not after 5 s
+        master = start_redis(data_dir / "master", appendonly=appendonly, extra_args=quick_sync)
+        started.append(master)
+        replicated = [*quick_sync, "--replicaof", "127.0.0.1", str(master.port)]
+        for i in range(replicas):
+            started.append(start_redis(data_dir / f"replica{i + 1}", appendonly=appendonly, extra_args=replicated))
+        for i in range(sentinels):
+            started.append(
+                start_sentinel(master.port, master_name=master_name, data_dir=data_dir / f"sentinel{i + 1}",
+                               quorum=sentinels // 2 + 1, down_after_ms=down_after_ms,
+                               failover_timeout_ms=failover_timeout_ms)
+            )  # fmt: skip
+        group = SentinelGroup(master_name, master, started[1 : replicas + 1], started[replicas + 1 :])
+        group.wait_ready(ready_timeout_s)
+        return group
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise

@@ -15,6 +15,8 @@ from graphworks_core.errors import ErrorClass
 
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 10, 5
 ORDERING_KEY_MAX_CHARS = 256
+# A job deferred further than this is a mistake (and past it, a due time no datetime can hold).
+DEFER_MAX_S = 10 * 366 * 86400
 
 
 class JobIds:

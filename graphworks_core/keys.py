@@ -37,6 +37,11 @@ AUDIT = f"{PREFIX}audit"  # stream: operator actions (worker/audit.py)
 EVENTS = f"{PREFIX}events"  # stream: job transitions (event, job_id, type, data = the status record)
 
 
+def dashboard_session(digest: str) -> str:
+    """Hash: one dashboard sign-in (role, CSRF token, the token's digest), by the SHA-256 of its cookie; TTL."""
+    return f"{PREFIX}dashboard:session:{digest}"
+
+
 def job_status(job_id: str) -> str:
     """A job's status record (JSON; graphworks_core/status.py)."""
     return f"{PREFIX}job:{job_id}"
@@ -172,6 +177,21 @@ def limit_stats(key: str) -> str:
 
 
 LIMIT_INDEX = f"{PREFIX}limit:index"  # zset: limit key by last use (epoch seconds)
+
+# -- the API's brake on failed token attempts (worker/auth_brake.py) --
+AUTH_COUNTERS = f"{PREFIX}auth:counters"  # hash: failures, blocked -> count (cluster-wide, for /metrics)
+
+
+def auth_failures(client: str) -> str:
+    """List: one client address's recent failed token attempts (epoch s, newest first), at most the limit
+    plus one; expires a window after the last."""
+    return f"{PREFIX}auth:fails:{client}"
+
+
+def auth_hold(client: str) -> str:
+    """Set when a client failed too often: it is refused (429) until this time (epoch s); expires with it."""
+    return f"{PREFIX}auth:hold:{client}"
+
 
 # -- metrics and alerts (worker/metrics_data.py, worker/alerts.py) --
 GRAPH_REQUESTS = f"{PREFIX}graph:requests"  # hash: req:<api>:<status class>, throttled:<api> -> count

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from graphworks_core.errors import ConfigError
@@ -32,8 +32,11 @@ class Settings(BaseSettings):
     viewer_token: SecretStr | None = Field(None, description="read-only token: GETs and /metrics")
     service_token: SecretStr | None = Field(None, description="service code's token: /api/jobs* and /api/schedules*")
     api_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="API requests with larger bodies get 413")
+    dashboard_session_ttl_s: float = Field(
+        8 * 3600, gt=0, description="a dashboard sign-in lasts this long (the session cookie and its record in Redis)"
+    )
     api_auth_failures_per_min: int = Field(
-        20, ge=1, description="wrong tokens from one client in a minute before the API answers it 429"
+        20, ge=1, description="missing or wrong tokens from one client in a minute before the API answers it 429"
     )
     graphworks_config: Path | None = Field(None, description="TOML file with policies and limits")
 
@@ -70,6 +73,17 @@ class Settings(BaseSettings):
     redis_connect_timeout_s: float = Field(2.0, gt=0)
     redis_enqueue_timeout_s: float = Field(
         10.0, gt=0, description="an enqueue raises QueueUnavailable after this long without Redis"
+    )
+    # Sentinel instead of REDIS_URL: every client asks the sentinels for the master and follows a failover.
+    redis_sentinels: str | None = Field(None, description="comma-separated host:port of the Redis Sentinels")
+    redis_sentinel_master: str | None = Field(None, min_length=1, description="the master's name at the sentinels")
+    redis_sentinel_password: SecretStr | None = Field(None, description="the sentinels' own password (requirepass)")
+    redis_password: SecretStr | None = Field(None, description="the master's password, with REDIS_SENTINELS")
+    redis_wait_replicas: int = Field(
+        0, ge=0, le=16, description="an enqueue returns once this many replicas hold it (WAIT); 0: no wait"
+    )
+    redis_wait_timeout_s: float = Field(
+        0.5, gt=0, description="how long an enqueue waits for REDIS_WAIT_REPLICAS before it is unavailable"
     )
 
     # Webhook receiver and subscriptions (webhooks/); see README's settings table.
@@ -153,9 +167,52 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_SOCKET_TIMEOUT_S must be below WORKER_LEASE_S, or one slow renewal loses a lease")
         return self
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_are_host_ports(cls, value: str | None) -> str | None:
+        if value is not None:
+            sentinel_addresses(value)  # raises naming the bad entry
+        return value
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> Settings:
+        if self.redis_sentinels and self.redis_url:
+            raise ValueError("give REDIS_URL or REDIS_SENTINELS, not both")
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: set both or neither")
+        if self.redis_wait_replicas and self.redis_wait_timeout_s >= self.redis_enqueue_timeout_s:
+            raise ValueError("REDIS_WAIT_TIMEOUT_S must be below REDIS_ENQUEUE_TIMEOUT_S")
+        if self.redis_wait_replicas and self.redis_wait_timeout_s >= self.webhook_persist_deadline_s:
+            raise ValueError(
+                "REDIS_WAIT_TIMEOUT_S must be below WEBHOOK_PERSIST_DEADLINE_S, or the receiver's write never waits out"
+            )
+        return self
+
+    @property
+    def redis_configured(self) -> bool:
+        """REDIS_URL or REDIS_SENTINELS names the Redis."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs; empty without it."""
+        return sentinel_addresses(self.redis_sentinels) if self.redis_sentinels else []
+
     @property
     def graph_base(self) -> str:
         return str(self.graph_base_url).rstrip("/")
+
+
+def sentinel_addresses(text: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` (an IPv6 host in brackets) as pairs; ValueError naming a bad entry."""
+    pairs = []
+    for entry in (e.strip() for e in text.split(",")):
+        host, _, port = entry.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not host:port (REDIS_SENTINELS is host:port,host:port,...)")
+        pairs.append((host, int(port)))
+    return pairs
 
 
 def describe_errors(err: ValidationError, *, env: bool) -> str:

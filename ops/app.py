@@ -1,6 +1,7 @@
-"""The Service API as one FastAPI app (DESIGN.md, "HTTP surface"): job routes (ops/jobs.py), schedule
-routes (ops/schedules.py), health, and OpenAPI at /api/openapi.json (docs at /api/docs), generated
-from the same pydantic models the handlers take and return.
+"""The Service and Ops APIs as one FastAPI app (DESIGN.md, "HTTP surface"): job routes (ops/jobs.py), schedule
+routes (ops/schedules.py), the queue, dead-letter, metrics and events routes, health, and OpenAPI at
+/api/openapi.json (docs at /api/docs), generated from the same pydantic models the handlers take and
+return; beside them the operator's page at /dashboard (ops/dashboard/) and its sign-in (ops/session.py).
 
 Every request first passes ops/guard.py (token, body size, media type), so FastAPI only sees
 requests it may answer. `create_app` is uvicorn's factory (`graphworks serve --role api`).
@@ -21,6 +22,7 @@ from graphworks_core.clock import Clock
 from graphworks_core.connections import redis_client
 from graphworks_core.settings import Settings, load_settings
 from ops.auth import FailureBrake, Tokens
+from ops.dashboard.page import DashboardApp, WithDashboard
 from ops.deadletters import deadletters_router
 from ops.errors import Invalid, Message, install
 from ops.events import events_router
@@ -29,6 +31,8 @@ from ops.jobs import jobs_router
 from ops.metrics import metrics_router
 from ops.queues import queues_router
 from ops.schedules import schedules_router
+from ops.session import SessionAuth, SessionEndpoint, Sessions
+from ops.subscriptions import subscriptions_router
 from worker.audit import AuditLog
 from worker.client import GraphworksClient
 from worker.config_file import load_file_config
@@ -43,7 +47,8 @@ Enqueue Microsoft Graph work (Teams messages, mail, uploads, syncs) from any lan
 Every route but `GET /api/queue/health` and this description needs `Authorization: Bearer <token>`:
 `ADMIN_TOKEN` reaches every route, `SERVICE_TOKEN` the `/api/jobs` and `/api/schedules` routes,
 `VIEWER_TOKEN` GETs only. Missing or wrong: 401 (`WWW-Authenticate: Bearer`); a token whose role
-does not reach the route: 403; more than 20 wrong tokens a minute from one client: 429. Bodies are
+does not reach the route: 403; more than 20 missing or wrong tokens a minute from one client: 429
+with `Retry-After` on every route for a minute, whatever token it sends. Bodies are
 JSON (`Content-Type: application/json`, else 415) of at most API_MAX_BODY_BYTES (else 413). A Redis
 outage answers 503 with `Retry-After`.
 """
@@ -52,7 +57,7 @@ GUARD_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Message, "description": "missing or wrong token (WWW-Authenticate: Bearer)"},
     403: {"model": Message, "description": "the token's role does not reach this route"},
     422: {"model": Invalid, "description": "a payload, query or header that fails its model"},
-    429: {"model": Message, "description": "too many wrong tokens from this client"},
+    429: {"model": Message, "description": "too many failed token attempts from this client (Retry-After)"},
     503: {"model": Message, "description": "Redis is unreachable; try again (Retry-After)"},
 }
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -72,8 +77,8 @@ def create_api(
     owned = redis is None and client is None
     if client is None:
         if redis is None:
-            if not settings.redis_url:
-                raise ValueError("REDIS_URL is not set: the API reads and stores jobs there")
+            if not settings.redis_configured:
+                raise ValueError("REDIS_URL (or REDIS_SENTINELS) is not set: the API reads and stores jobs there")
             # Rides out a short outage within a command; every request is bounded (ops/errors.py).
             redis = redis_client(settings, retries=-1)
         client = GraphworksClient(redis, settings, clock=clock)
@@ -105,11 +110,15 @@ def create_api(
     api.include_router(deadletters_router(client, settings, clock), responses={**GUARD_RESPONSES, **BODY_RESPONSES})
     alerts_config = load_file_config(settings.graphworks_config).alerts  # /metrics, /api/queue/metrics, alerts
     api.include_router(metrics_router(client.redis, alerts_config, clock), responses=GUARD_RESPONSES)
+    api.include_router(subscriptions_router(client, settings, clock), responses=GUARD_RESPONSES)
 
     _document_security(api)
     tokens = Tokens.from_settings(settings)
-    brake = FailureBrake(settings.api_auth_failures_per_min, clock)
-    return ApiGuard(api, tokens=tokens, brake=brake, max_body_bytes=settings.api_max_body_bytes)
+    brake = FailureBrake(client.redis, failures_per_window=settings.api_auth_failures_per_min, clock=clock)
+    guarded = ApiGuard(api, tokens=tokens, brake=brake, settings=settings)
+    # The dashboard (its page, assets and sign-in) beside the API; its session cookie opens the API.
+    sessions = Sessions(client.redis, tokens, settings)
+    return WithDashboard(DashboardApp(SessionEndpoint(sessions, brake)), SessionAuth(guarded, sessions))
 
 
 def _document_security(api: FastAPI) -> None:

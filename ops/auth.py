@@ -10,20 +10,27 @@ does not reach: 403. With no token configured at all every guarded route answers
 refuses rather than opens. Tokens are compared in constant time (the SHA-256 of each, so their
 lengths leak nothing either) against every configured token, with no early exit; they are never
 logged or echoed.
+
+A missing token is a failed attempt like a wrong one, and the two take one path (the same hashing,
+the same one Redis call to the brake), so their timings do not tell them apart. More than
+API_AUTH_FAILURES_PER_MIN failed attempts from one client address within a minute: 429 with
+`Retry-After` for a minute's cool-off, on every guarded route and for every token, the right one
+included (a guesser must not learn when it guessed right). The brake is kept in Redis
+(worker/auth_brake.py), so every `serve` process agrees; a good token costs one Redis call (is the
+client held?), a failure one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import SecretStr
 
-from graphworks_core.clock import Clock
 from graphworks_core.settings import Settings
+from worker.auth_brake import FailureBrake as FailureBrake  # the brake, for ops/app.py and ops/session.py
 
 Role = Literal["admin", "service", "viewer"]
 
@@ -31,9 +38,8 @@ Role = Literal["admin", "service", "viewer"]
 PUBLIC_PATHS = frozenset({"/api/queue/health", "/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"})
 SERVICE_PREFIXES = ("/api/jobs", "/api/schedules")
 READ_METHODS = frozenset({"GET", "HEAD"})
+ROLE_RANK: tuple[Role, ...] = ("admin", "service", "viewer")  # a request's role: the highest that reaches the route
 REALM = 'Bearer realm="graphworks"'
-FAILURE_WINDOW_S = 60.0
-FAILURE_CLIENTS_MAX = 10_000  # clients tracked at once; the oldest is forgotten first
 
 
 def is_public(path: str) -> bool:
@@ -103,63 +109,29 @@ def bearer(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-class FailureBrake:
-    """More than `per_min` wrong tokens from one client within a minute: 429 until the oldest ages out."""
-
-    def __init__(self, per_min: int, clock: Clock) -> None:
-        self.per_min = per_min
-        self.clock = clock
-        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, client: str) -> deque[float] | None:
-        times = self._seen.get(client)
-        if times is None:
-            return None
-        horizon = self.clock.now() - FAILURE_WINDOW_S
-        while times and times[0] <= horizon:
-            times.popleft()
-        if not times:
-            del self._seen[client]
-            return None
-        return times
-
-    def retry_after_s(self, client: str) -> int | None:
-        """Seconds until `client` may try again, or None if it is not held back."""
-        times = self._recent(client)
-        if times is None or len(times) < self.per_min:
-            return None
-        return max(1, int(times[0] + FAILURE_WINDOW_S - self.clock.now()) + 1)
-
-    def failed(self, client: str) -> None:
-        times = self._recent(client)
-        if times is None:
-            times = self._seen[client] = deque(maxlen=self.per_min)
-            while len(self._seen) > FAILURE_CLIENTS_MAX:
-                self._seen.popitem(last=False)
-        times.append(self.clock.now())
+NO_TOKENS = Refusal(
+    401,
+    "no API token is configured (ADMIN_TOKEN, SERVICE_TOKEN, VIEWER_TOKEN): the API refuses every request",
+    (("WWW-Authenticate", REALM),),
+)
 
 
-def check(
-    tokens: Tokens, brake: FailureBrake, method: str, path: str, authorization: str | None, client: str
-) -> Refusal | None:
-    """None if the request may go on, else what to answer."""
-    held = brake.retry_after_s(client)
+async def admit(
+    brake: FailureBrake, roles: set[Role], token_given: bool, method: str, path: str, client: str
+) -> Role | Refusal:
+    """The role a request goes on with, or what to answer. `roles` are those of the credentials it
+    presented (none: missing or wrong); one Redis call to the brake either way."""
+    held = await (brake.retry_after_s(client) if roles else brake.failed(client))
     if held is not None:
-        return Refusal(429, "too many wrong tokens from this client; try again later", (("Retry-After", str(held)),))
-    if not tokens.entries:
         return Refusal(
-            401,
-            "no API token is configured (ADMIN_TOKEN, SERVICE_TOKEN, VIEWER_TOKEN): the API refuses every request",
-            (("WWW-Authenticate", REALM),),
+            429, "too many failed token attempts from this client; try again later", (("Retry-After", str(held)),)
         )
-    presented = bearer(authorization)
-    if presented is None:
-        return Refusal(401, "an `Authorization: Bearer <token>` header is required", (("WWW-Authenticate", REALM),))
-    roles = tokens.roles_of(presented)
     if not roles:
-        brake.failed(client)
+        if not token_given:
+            return Refusal(401, "an `Authorization: Bearer <token>` header is required", (("WWW-Authenticate", REALM),))
         return Refusal(401, "the token is not valid", (("WWW-Authenticate", f'{REALM}, error="invalid_token"'),))
-    if not any(reaches(role, method, path) for role in roles):
+    role = next((r for r in ROLE_RANK if r in roles and reaches(r, method, path)), None)
+    if role is None:
         names = " or ".join(sorted(roles))
         return Refusal(403, f"the {names} token does not reach {method.upper()} {path}")
-    return None
+    return role

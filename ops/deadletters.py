@@ -29,6 +29,7 @@ from graphworks_core.errors import ErrorClass
 from graphworks_core.payloads import PAYLOAD_MODELS
 from graphworks_core.settings import Settings
 from ops.errors import Message, invalid, redis_deadline
+from ops.events import stream_id
 from worker.audit import AuditLog, AuditPage
 from worker.client import GraphworksClient
 from worker.deadletter.models import DeadLetterEntry, DeadLetterFilter, DeadLetterGroup
@@ -218,8 +219,10 @@ def deadletters_router(client: GraphworksClient, settings: Settings, clock: Cloc
     @router.get("/audit", response_model=AuditPage, operation_id="audit_log")
     async def audit_log(limit: Limit = 50, cursor: Cursor = None) -> AuditPage | JSONResponse:
         """Operator actions, newest first: time, role, action, target, count."""
-        if cursor is not None and not _stream_id(cursor):
+        if cursor is not None and (after := stream_id(cursor)) is None:
             return _bad_cursor()
+        if cursor is not None and after == (0, 0):  # nothing is older (Redis refuses the range "(0-0")
+            return AuditPage(entries=[], next_cursor=None)
         async with redis_deadline(settings):
             return await triage.audit.page(limit=limit, cursor=cursor)
 
@@ -239,11 +242,6 @@ def deadletters_router(client: GraphworksClient, settings: Settings, clock: Cloc
 
 def _missing(entry_id: str) -> JSONResponse:
     return JSONResponse({"detail": f"no dead-letter entry {entry_id!r}"}, status_code=404)
-
-
-def _stream_id(cursor: str) -> bool:
-    ms, _, seq = cursor.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit())
 
 
 __all__ = ["deadletters_router"]

@@ -1,6 +1,7 @@
 """How the API answers what goes wrong: one JSON shape per kind, never a traceback.
 
-    422  {"detail": [{"loc", "msg", "type"}]}   a payload, query or header that fails its model
+    422  {"detail": [{"loc", "msg", "type"}]}   a payload, query or header that fails its model, or a
+                                               body that is not JSON (not even UTF-8)
     404 / 409 / 503  {"detail": "..."}          (409s also carry what they conflict with)
 
 A Redis outage is a 503 with `Retry-After`: every Redis call of a request runs under a deadline
@@ -17,19 +18,24 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
 
-from graphworks_core.connections import display_url
+from graphworks_core.connections import describe_redis
 from graphworks_core.errors import EnqueueError, PayloadInvalid, QueueUnavailable
 from graphworks_core.settings import Settings
 
 log = logging.getLogger("graphworks.api")
 
 RETRY_AFTER_S = 5
+# What FastAPI raises (a 400) for a body it cannot decode at all, e.g. bytes that are not UTF-8; a body
+# that decodes but is not JSON is already its 422 `json_invalid`, and this one is answered the same.
+BODY_UNDECODABLE = "There was an error parsing the body"
 
 
 class RedisUnanswered(Exception):
@@ -73,13 +79,19 @@ async def redis_deadline(settings: Settings, extra_s: float = 0.0) -> AsyncItera
         async with asyncio.timeout(timeout_s):
             yield
     except TimeoutError as exc:
-        raise RedisUnanswered(display_url(settings.redis_url), timeout_s) from exc
+        raise RedisUnanswered(describe_redis(settings), timeout_s) from exc
 
 
 def install(app: FastAPI, settings: Settings) -> None:
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse({"detail": problems(exc.errors())}, status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 400 and exc.detail == BODY_UNDECODABLE:
+            return invalid(["body"], "body is not JSON (not UTF-8)", "json_invalid")
+        return await http_exception_handler(request, exc)
 
     async def payload_invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PayloadInvalid)
@@ -97,11 +109,12 @@ def install(app: FastAPI, settings: Settings) -> None:
         if isinstance(exc, (QueueUnavailable, RedisUnanswered)):
             detail = str(exc)
         else:  # redis-py's own, once its retries are spent
-            detail = f"Redis at {display_url(settings.redis_url)} is unreachable ({type(exc).__name__}); try again"
+            detail = f"Redis at {describe_redis(settings)} is unreachable ({type(exc).__name__}); try again"
         log.warning("answered 503: %s", detail)
         return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(PayloadInvalid, payload_invalid)
     app.add_exception_handler(EnqueueError, enqueue_error)
     app.add_exception_handler(QueueUnavailable, unavailable)

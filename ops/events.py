@@ -11,7 +11,6 @@ line every block slice keeps proxies from closing an idle connection.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Header, Query
@@ -19,7 +18,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from worker.client import GraphworksClient
 
-STREAM_ID = re.compile(r"^(\$|0|\d{1,20}(-\d{1,20})?)$")
+
+def stream_id(value: str) -> tuple[int, int] | None:
+    """(ms, seq) of `ms` or `ms-seq`, each an unsigned 64-bit number of at most 20 ASCII digits, as
+    Redis takes them; None for anything else (a longer or bigger number, or a digit of another
+    script, was a Redis error: a 500, or a stream cut off after its head)."""
+    ms, dash, seq = value.partition("-")
+    parts = (ms, seq) if dash else (ms, "0")
+    if not all(p.isascii() and p.isdigit() and len(p) <= 20 and int(p) < 2**64 for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
 
 
 def events_router(client: GraphworksClient) -> APIRouter:
@@ -38,7 +46,7 @@ def events_router(client: GraphworksClient) -> APIRouter:
     ) -> StreamingResponse | JSONResponse:
         """Job transitions as Server-Sent Events, resumable with `Last-Event-ID`."""
         start = last_event_id or since or "$"
-        if not STREAM_ID.match(start):
+        if start != "$" and stream_id(start) is None:
             return JSONResponse(
                 {"detail": [{"loc": ["query", "since"], "msg": "not a stream id (like 1764633600000-0)",
                              "type": "value_error"}]},

@@ -1,19 +1,25 @@
-"""What every API request passes before FastAPI sees it: the token (ops/auth.py), then the body's size
-(413) and media type (415). Plain ASGI, so a refused request costs no routing or body parsing, and a
-request without a token learns nothing about validation.
+"""What every API request passes before FastAPI sees it: the token and the brake on failed attempts
+(ops/auth.py), then the body's size (413) and media type (415). Plain ASGI, so a refused request costs
+no routing or body parsing, and a request without a token learns nothing about validation. The brake
+is in Redis: an outage there is a 503 with `Retry-After` (ops/errors.py's answer), never a 500.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ops.auth import FailureBrake, Refusal, Role, Tokens, bearer, check, is_public, reaches
+from graphworks_core.connections import UNREACHABLE, describe_redis
+from graphworks_core.settings import Settings
+from ops.auth import NO_TOKENS, FailureBrake, Refusal, Role, Tokens, admit, bearer, is_public
+from ops.errors import RETRY_AFTER_S, RedisUnanswered, redis_deadline
+
+log = logging.getLogger("graphworks.api")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-ROLE_RANK: tuple[Role, ...] = ("admin", "service", "viewer")
 
 
 class TooLarge(Exception):
@@ -62,11 +68,12 @@ async def respond_json(send: Send, status: int, body: Any, headers: tuple[tuple[
 
 
 class ApiGuard:
-    def __init__(self, app: ASGIApp, *, tokens: Tokens, brake: FailureBrake, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, tokens: Tokens, brake: FailureBrake, settings: Settings) -> None:
         self.app = app
         self.tokens = tokens
         self.brake = brake
-        self.max_body_bytes = max_body_bytes
+        self.settings = settings
+        self.max_body_bytes = settings.api_max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,16 +83,12 @@ class ApiGuard:
         if is_public(path):
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        refusal = check(
-            self.tokens, self.brake, method, path, _header(scope, b"authorization"), client[0] if client else "?"
-        )
-        if refusal is not None:
-            await self._refuse(send, refusal)
+        admitted = await self._admit(scope, method, path)
+        if isinstance(admitted, Refusal):
+            await self._refuse(send, admitted)
             return
-        # The caller's role for the routes (request.state.role; the audit log records it): the
-        # highest of the token's roles that reaches this route.
-        scope.setdefault("state", {})["role"] = self._role(method, path, _header(scope, b"authorization"))
+        # The caller's role for the routes (request.state.role; the audit log records it).
+        scope.setdefault("state", {})["role"] = admitted
         if method.upper() in BODY_METHODS:
             try:
                 body = await read_body(scope, receive, self.max_body_bytes)
@@ -98,12 +101,39 @@ class ApiGuard:
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
-    def _role(self, method: str, path: str, authorization: str | None) -> Role:
-        roles = self.tokens.roles_of(bearer(authorization) or "")
-        return next(r for r in ROLE_RANK if r in roles and reaches(r, method, path))
+    def _credentials(self, scope: Scope) -> tuple[set[Role], bool]:
+        """The roles the request's credentials carry, and whether it presented any. One way today, the
+        bearer token; another way of presenting a role adds its roles to the set here. A missing token
+        is hashed and compared like a wrong one (the empty string matches no configured token), so the
+        two take one path."""
+        session_role: Role | None = scope.get("state", {}).get("session_role")  # ops/session.py's cookie
+        if session_role is not None:
+            return {session_role}, True
+        presented = bearer(_header(scope, b"authorization"))
+        return self.tokens.roles_of(presented or ""), presented is not None
+
+    async def _admit(self, scope: Scope, method: str, path: str) -> Role | Refusal:
+        if not self.tokens.entries:
+            return NO_TOKENS
+        roles, given = self._credentials(scope)
+        client = scope.get("client")
+        try:
+            async with redis_deadline(self.settings):
+                return await admit(self.brake, roles, given, method, path, client[0] if client else "?")
+        except RedisUnanswered as exc:
+            return _unavailable(str(exc))
+        except UNREACHABLE as exc:
+            where = describe_redis(self.settings)
+            return _unavailable(f"Redis at {where} is unreachable ({type(exc).__name__}); try again")
 
     async def _refuse(self, send: Send, refusal: Refusal) -> None:
         await respond_json(send, refusal.status, {"detail": refusal.detail}, refusal.headers)
+
+
+def _unavailable(detail: str) -> Refusal:
+    """The brake could not ask Redis: 503 with Retry-After, as ops/errors.py answers the routes' outages."""
+    log.warning("answered 503: %s", detail)
+    return Refusal(503, detail, (("Retry-After", str(RETRY_AFTER_S)),))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

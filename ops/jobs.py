@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from graphworks_core.envelope import ORDERING_KEY_MAX_CHARS, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
+from graphworks_core.envelope import DEFER_MAX_S, ORDERING_KEY_MAX_CHARS, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from graphworks_core.errors import IdempotencyConflict
 from graphworks_core.payloads import PAYLOAD_MODELS, Payload
 from graphworks_core.settings import Settings
@@ -32,7 +32,9 @@ LIST_LIMIT_MAX = 500
 BULK_MAX_JOBS = 10_000
 
 Priority = Annotated[int, Query(ge=PRIORITY_MIN, le=PRIORITY_MAX, description="10 runs before 1")]
-DeferS = Annotated[float | None, Query(ge=0, description="run no sooner than this many seconds from now")]
+DeferS = Annotated[
+    float | None, Query(ge=0, le=DEFER_MAX_S, description="run no sooner than this many seconds from now")
+]
 OrderingKey = Annotated[
     str | None,
     Query(

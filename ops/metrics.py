@@ -53,11 +53,15 @@ def families(n: ClusterNumbers, alerts: list[Alert]) -> list[Metric]:
     oldest = GaugeMetricFamily(
         "graphworks_queue_oldest_age_seconds", "the age of a type's oldest queued job", labels=["type"]
     )
+    ready = GaugeMetricFamily(
+        "graphworks_queue_ready", "jobs due now that no worker runs, parked ones left out", labels=["type"]
+    )
     for job_type, d in sorted(n.depth.items()):
         depth.add_metric([job_type, "queued"], d.queued)
         depth.add_metric([job_type, "scheduled"], d.scheduled)
         oldest.add_metric([job_type], d.oldest_queued_age_s)
-    out += [depth, oldest]
+        ready.add_metric([job_type], d.ready)
+    out += [depth, oldest, ready]
     dead = GaugeMetricFamily(
         "graphworks_dead_letter_entries", "entries in the dead-letter store", labels=["type", "error_class"]
     )
@@ -85,7 +89,15 @@ def families(n: ClusterNumbers, alerts: list[Alert]) -> list[Metric]:
     for outcome, value in sorted(n.webhooks.items()):
         hooks.add_metric([outcome], value)
     workers = GaugeMetricFamily("graphworks_workers", "workers seen within a lease", value=n.workers)
-    out += [requests, throttled, cooldowns, hooks, workers]
+    auth_failures = CounterMetricFamily(
+        "graphworks_api_auth_failures", "API requests with a missing or wrong token", value=n.auth.get("failures", 0)
+    )
+    auth_blocked = CounterMetricFamily(
+        "graphworks_api_auth_blocked",
+        "API requests refused 429 by the brake on failed token attempts",
+        value=n.auth.get("blocked", 0),
+    )
+    out += [requests, throttled, cooldowns, hooks, workers, auth_failures, auth_blocked]
     if n.soonest_subscription_expiry is not None:
         out.append(
             GaugeMetricFamily(

@@ -87,12 +87,14 @@ class ReceiverApp:
     ) -> None:
         self.settings = settings
         if redis is None:
-            if not settings.redis_url:
-                raise ValueError("REDIS_URL is not set: the receiver stores notifications as jobs there")
+            if not settings.redis_configured:
+                raise ValueError(
+                    "REDIS_URL (or REDIS_SENTINELS) is not set: the receiver stores notifications as jobs there"
+                )
             redis = receiver_redis(settings)
         self.redis = redis
         self.counters = Counters()
-        queue = JobQueue.from_settings(settings, redis, clock or SystemClock())
+        queue = JobQueue.from_settings(settings, redis, clock or SystemClock(), acknowledged=True)
         if tokens is None and settings.graph_client_id:
             tokens = TokenValidator(
                 settings.webhook_jwks_url, settings.graph_client_id, cache_s=settings.webhook_jwks_cache_s

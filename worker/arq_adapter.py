@@ -39,7 +39,7 @@ from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix,
 from arq.cron import CronJob, cron
 from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import func
-from redis.exceptions import WatchError
+from redis.exceptions import NoScriptError, WatchError
 
 from graphworks_core.connections import UNREACHABLE
 from graphworks_core.envelope import Envelope
@@ -296,6 +296,12 @@ class GraphworksWorker(Worker):
             except UNREACHABLE as exc:
                 self.outage.failed(exc)
                 await asyncio.sleep(backoff.next())
+                continue
+            except NoScriptError:
+                # A failover between redis-py loading the scripts and running the transaction (its
+                # retry lands on the new master, whose script cache is empty). The transaction's
+                # other commands ran; each is idempotent, and a new pipeline loads the scripts first.
+                await asyncio.sleep(0)
                 continue
             self.outage.ok()
             break

@@ -22,8 +22,15 @@ from pydantic import BaseModel, Field
 
 from graphworks_core import keys
 from graphworks_core.clock import Clock, SystemClock
-from graphworks_core.connections import UNREACHABLE, display_url, redis_client
-from graphworks_core.envelope import ORDERING_KEY_MAX_CHARS, PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, Envelope
+from graphworks_core.connections import UNREACHABLE, describe_redis, redis_client
+from graphworks_core.envelope import (
+    DEFER_MAX_S,
+    ORDERING_KEY_MAX_CHARS,
+    PRIORITY_DEFAULT,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Envelope,
+)
 from graphworks_core.errors import ConfigError, EnqueueError, IdempotencyConflict, PayloadInvalid, QueueUnavailable
 from graphworks_core.payloads import (
     PAYLOAD_MODELS,
@@ -37,7 +44,7 @@ from graphworks_core.payloads import (
 )
 from graphworks_core.settings import Settings, load_settings
 from graphworks_core.status import JobEvent, JobState, JobStatus, Progress
-from worker.queue import JobQueue, PutResult, Scheduled
+from worker.queue import JobQueue, NotReplicated, PutResult, Scheduled
 from worker.status import JobNotFound, JobPage, JobStatusStore, NotCancellable, WaitTimedOut
 
 __all__ = [
@@ -68,7 +75,7 @@ class JobRequest(BaseModel):
     payload: dict[str, Any]
     priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     idempotency_key: str | None = Field(None, min_length=1, max_length=512)
-    defer_s: float | None = Field(None, ge=0)
+    defer_s: float | None = Field(None, ge=0, le=DEFER_MAX_S)
     ordering_key: str | None = Field(None, min_length=1, max_length=ORDERING_KEY_MAX_CHARS)
 
 
@@ -109,15 +116,15 @@ class GraphworksClient:
         self.redis = redis
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.queue = JobQueue.from_settings(settings, redis, self.clock)
+        self.queue = JobQueue.from_settings(settings, redis, self.clock, acknowledged=True)
         self.jobs = JobStatusStore(redis, self.queue, settings)
         self._owns_redis = False
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> GraphworksClient:
         settings = settings or load_settings()
-        if not settings.redis_url:
-            raise ConfigError("REDIS_URL is not set: the client needs the Redis the workers use")
+        if not settings.redis_configured:
+            raise ConfigError("REDIS_URL (or REDIS_SENTINELS) is not set: the client needs the Redis the workers use")
         # Retries within a command until REDIS_ENQUEUE_TIMEOUT_S, then QueueUnavailable (enqueue).
         client = cls(redis_client(settings, retries=-1), settings)
         client._owns_redis = True
@@ -154,8 +161,8 @@ class GraphworksClient:
         due: float | None = None
         if defer_by is not None:
             seconds = defer_by.total_seconds() if isinstance(defer_by, timedelta) else float(defer_by)
-            if seconds < 0:
-                raise EnqueueError("defer_by must not be negative")
+            if not 0 <= seconds <= DEFER_MAX_S:  # NaN included
+                raise EnqueueError(f"defer_by must be 0-{DEFER_MAX_S} seconds")
             due = self.clock.now() + seconds
         elif defer_until is not None:
             if defer_until.tzinfo is None:
@@ -272,17 +279,20 @@ class GraphworksClient:
         return [r.id for r in await self._put_results(jobs)]
 
     async def _put_results(self, jobs: list[Scheduled], *, refuse_conflicts: bool = False) -> list[PutResult]:
-        """Store jobs, or raise QueueUnavailable once Redis has not answered for REDIS_ENQUEUE_TIMEOUT_S."""
+        """Store jobs, or raise QueueUnavailable once Redis has not answered for REDIS_ENQUEUE_TIMEOUT_S
+        (or fewer than REDIS_WAIT_REPLICAS replicas acknowledged them within REDIS_WAIT_TIMEOUT_S)."""
         timeout_s = self.settings.redis_enqueue_timeout_s
         try:
             async with asyncio.timeout(timeout_s):
                 if refuse_conflicts:  # before anything is stored: a batch is all or nothing
                     await self._refuse_conflicts(jobs)
                 return await self.queue.put_results(jobs)
+        except NotReplicated as exc:
+            raise QueueUnavailable(describe_redis(self.settings), self.settings.redis_wait_timeout_s, exc) from exc
         except TimeoutError as exc:
-            raise QueueUnavailable(display_url(self.settings.redis_url), timeout_s, None) from exc
+            raise QueueUnavailable(describe_redis(self.settings), timeout_s, None) from exc
         except UNREACHABLE as exc:
-            raise QueueUnavailable(display_url(self.settings.redis_url), timeout_s, exc) from exc
+            raise QueueUnavailable(describe_redis(self.settings), timeout_s, exc) from exc
 
     async def send_teams_message(self, payload: TeamsMessage | None = None, /, **opts: Any) -> str:
         return await self._typed("teams_message", TeamsMessage, payload, opts)

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from graphworks_core import histogram, keys
 from graphworks_core.payloads import PAYLOAD_MODELS
+from worker.liveness import WorkerJobs
 
 SNAPSHOT_TTL_S = 3_900  # an hour of minutes, and a little
 COOLDOWN_KEYS_MAX = 10_000  # limiter keys looked at for open cooldowns (most recently used first)
@@ -37,8 +38,14 @@ def _ints(raw: dict[Any, Any]) -> dict[str, int]:
 class TypeDepth:
     queued: int = 0  # due now (those running included, until worker/queue_stats.py tells them apart)
     scheduled: int = 0
-    running: int = 0
+    running: int = 0  # what live workers publish they run (keys.worker_jobs)
     oldest_queued_age_s: float = 0.0
+    parked: int = 0  # due, but set aside while the type is paused
+
+    @property
+    def ready(self) -> int:
+        """Due now and waiting for a worker: not running, not parked, not deferred (what KEDA scales on)."""
+        return max(0, self.queued - self.running - self.parked)
 
 
 @dataclass
@@ -58,6 +65,7 @@ class ClusterNumbers:
     soonest_subscription_expiry: float | None  # epoch s
     cooldowns: dict[str, list[float]] = field(default_factory=dict)  # api -> each open cooldown's until
     paused: set[str] = field(default_factory=set)
+    auth: dict[str, int] = field(default_factory=dict)  # keys.AUTH_COUNTERS: failures, blocked
 
     def histograms(self) -> dict[str, dict[str, histogram.Histogram]]:
         return histogram.read(self.counters)
@@ -79,34 +87,43 @@ async def read_numbers(redis: aioredis.Redis, now: float, queue: str = "default"
         pipe.zrange(keys.SUBSCRIPTIONS, 0, 0, withscores=True)
         pipe.zrevrangebyscore(keys.LIMIT_INDEX, "+inf", now - COOLDOWN_LOOKBACK_S, start=0, num=COOLDOWN_KEYS_MAX)
         pipe.smembers(keys.PAUSED)
-        for t in types:  # per type: due (queued or running), scheduled, the oldest due
+        pipe.hgetall(keys.AUTH_COUNTERS)
+        for t in types:  # per type: due (queued, running or parked), scheduled, the oldest due, parked
             pipe.zcount(keys.pending(t), "-inf", now_ms)
             pipe.zcount(keys.pending(t), f"({now_ms}", "+inf")
             pipe.zrange(keys.pending(t), 0, 0, withscores=True)
+            pipe.zcard(keys.parked(t))
         (
             stats, graph, hooks, queued, scheduled, groups, unreviewed, dlq_total, worker_ids, subs, limit_keys,
-            paused, *per_type,
+            paused, auth, *per_type,
         ) = await pipe.execute()  # fmt: skip
     worker_list = sorted(_s(w) for w in worker_ids)
     limit_names = [_s(k) for k in limit_keys]
     async with redis.pipeline(transaction=False) as pipe:  # the second round trip: records and cooldowns
         if worker_list:
             pipe.mget([keys.worker(w) for w in worker_list])
+            pipe.mget([keys.worker_jobs(w) for w in worker_list])
         for name in limit_names:
             pipe.get(keys.limit_cooldown(name))
         second = await pipe.execute() if (worker_list or limit_names) else []
     records = [r for r in (second[0] if worker_list else []) if r is not None]
+    running: dict[str, int] = {}
+    for raw in second[1] if worker_list else []:  # what each worker runs now (job id -> type)
+        if raw is not None:
+            for job_type in WorkerJobs.model_validate_json(raw).running.values():
+                running[job_type] = running.get(job_type, 0) + 1
     seen = [json.loads(r)["last_seen_at"] for r in records]
     last_seen = max((datetime.fromisoformat(s).timestamp() for s in seen), default=None)
     cooldowns: dict[str, list[float]] = {}
-    for name, until in zip(limit_names, second[1:] if worker_list else second, strict=True):
+    for name, until in zip(limit_names, second[2:] if worker_list else second, strict=True):
         if until is not None and float(_s(until)) > now:
             cooldowns.setdefault(name.split(":", 1)[0], []).append(float(_s(until)))
     depth: dict[str, TypeDepth] = {}
     for i, t in enumerate(types):
-        due, later, oldest = per_type[3 * i : 3 * i + 3]
+        due, later, oldest, parked = per_type[4 * i : 4 * i + 4]
         age = max(0.0, now - float(oldest[0][1]) / 1000) if oldest and int(due) > 0 else 0.0
-        depth[t] = TypeDepth(queued=int(due), scheduled=int(later), oldest_queued_age_s=age)
+        depth[t] = TypeDepth(queued=int(due), scheduled=int(later), running=running.get(t, 0),
+                             oldest_queued_age_s=age, parked=int(parked))  # fmt: skip
     dead: dict[tuple[str, str], int] = {}
     for member, score in groups:
         try:
@@ -119,7 +136,7 @@ async def read_numbers(redis: aioredis.Redis, now: float, queue: str = "default"
         queued_total=int(queued), scheduled_total=int(scheduled), dead_letters=dead,
         dead_letters_unreviewed=int(unreviewed), dead_letters_total=int(dlq_total), workers=len(records),
         workers_last_seen_at=last_seen, soonest_subscription_expiry=float(subs[0][1]) if subs else None,
-        cooldowns=cooldowns, paused={_s(p) for p in paused},
+        cooldowns=cooldowns, paused={_s(p) for p in paused}, auth=_ints(auth),
     )  # fmt: skip
 
 

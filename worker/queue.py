@@ -7,6 +7,11 @@ starvation: a job waits at most 9 steps behind any later job). Deferred jobs and
 a separate zset by due time and are promoted with their head start when due; this keeps a future
 job from running early and lets `--burst` see what is still to come.
 
+Durability: with `wait_replicas` N (REDIS_WAIT_REPLICAS, for the client and the receiver) each
+put ends its pipeline with `WAIT N timeout`, on the same connection as the writes, so it returns
+once N replicas hold them or raises NotReplicated (a Redis ConnectionError: callers answer it as
+Redis down). One WAIT per put, whatever its size; none with N = 0.
+
 Two clocks, on purpose: when a job is due is decided by the injected Clock (tests move it); the
 queue zset's scores are wall-clock ms, because arq's worker compares them with its own clock.
 """
@@ -20,6 +25,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from graphworks_core import keys
@@ -34,6 +40,16 @@ if TYPE_CHECKING:
 
 def _script(name: str) -> str:
     return resources.files("worker").joinpath("lua", name).read_text()
+
+
+class NotReplicated(RedisConnectionError):
+    """Fewer replicas than REDIS_WAIT_REPLICAS acknowledged a put in time. The jobs are on the
+    master and may run, but a failover now could lose them: the enqueue is not acknowledged."""
+
+    def __init__(self, acknowledged: int, wanted: int, timeout_ms: int) -> None:
+        self.acknowledged = acknowledged
+        self.wanted = wanted
+        super().__init__(f"{acknowledged} of {wanted} replicas acknowledged the write within {timeout_ms} ms")
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,8 @@ class JobQueue:
         job_expiry_extra_s: float = 86_400.0,
         status_ttl_s: int = 7 * 86_400,
         events_maxlen: int = 100_000,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
     ) -> None:
         self.redis = redis
         self.clock = clock
@@ -96,14 +114,23 @@ class JobQueue:
         self.expiry_extra_ms = int(job_expiry_extra_s * 1000)
         self.status_ttl_ms = status_ttl_s * 1000
         self.events_maxlen = events_maxlen
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._enqueue = redis.register_script(_script("enqueue.lua"))
         self._promote = redis.register_script(_script("promote.lua"))
         self._release = redis.register_script(_script("release.lua"))
         self._scripts_loaded = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: aioredis.Redis, clock: Clock) -> JobQueue:
-        """The queue WORKER_QUEUE names, with the priority step, idempotency and expiry settings."""
+    def from_settings(
+        cls, settings: Settings, redis: aioredis.Redis, clock: Clock, *, acknowledged: bool = False
+    ) -> JobQueue:
+        """The queue WORKER_QUEUE names, with the priority step, idempotency and expiry settings.
+
+        `acknowledged`: puts answer a caller outside (the client, the receiver's 202), so they
+        wait for REDIS_WAIT_REPLICAS. The worker's own puts (retries, fan-out) do not: a write lost
+        in a failover takes the job's later writes with it (replication keeps their order), so the
+        job runs again."""
         return cls(
             redis,
             clock,
@@ -113,6 +140,8 @@ class JobQueue:
             job_expiry_extra_s=settings.job_expiry_extra_s,
             status_ttl_s=settings.job_status_ttl_s,
             events_maxlen=settings.events_stream_maxlen,
+            wait_replicas=settings.redis_wait_replicas if acknowledged else 0,
+            wait_timeout_ms=max(1, round(settings.redis_wait_timeout_s * 1000)),
         )
 
     async def put(self, jobs: Sequence[Scheduled]) -> list[str]:
@@ -142,11 +171,17 @@ class JobQueue:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:
                 await self._add(pipe, job, now_ms, wall_ms)
+            if self.wait_replicas:
+                pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
             if not check_scripts:
                 # redis-py sends SCRIPT EXISTS before every pipeline that runs a script: a second
                 # round trip per put. Once loaded, skip it; a NoScriptError (no job stored) reloads.
                 pipe.scripts.clear()
             results: list[Any] = await pipe.execute()
+        if self.wait_replicas:
+            acknowledged = int(results.pop())
+            if acknowledged < self.wait_replicas:
+                raise NotReplicated(acknowledged, self.wait_replicas, self.wait_timeout_ms)
         return results
 
     async def _add(self, pipe: aioredis.client.Pipeline, job: Scheduled, now_ms: int, wall_ms: int) -> None:

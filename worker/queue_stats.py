@@ -128,9 +128,10 @@ async def queue_stats(
     now_ms = int(now * 1000)
     names = types or sorted(PAYLOAD_MODELS)
     running = await running_jobs(redis)
-    running_by_type: dict[str, int] = {}
-    for job_type in running.values():
-        running_by_type[job_type] = running_by_type.get(job_type, 0) + 1
+    running_ids: dict[str, list[str]] = {}
+    for job_id, job_type in running.items():
+        running_ids.setdefault(job_type, []).append(job_id)
+    running_by_type = {t: len(ids) for t, ids in running_ids.items()}
     minute = int(wall // 60)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.STATS)
@@ -146,7 +147,14 @@ async def queue_stats(
             # The oldest due members: the first one no worker runs is the oldest queued.
             pipe.zrangebyscore(keys.pending(t), "-inf", now_ms, start=0, num=running_by_type.get(t, 0) + 1,
                                withscores=True)  # fmt: skip
+        # Which of the jobs workers say they run are still unfinished: a worker publishes what it runs
+        # every 0.5 s, so a job that has just finished can still be listed (it is not queued either).
+        with_running = [t for t in names if running_ids.get(t)]
+        for t in with_running:
+            pipe.zmscore(keys.pending(t), running_ids[t])
         replies = await pipe.execute()
+    still = dict(zip(with_running, replies[len(replies) - len(with_running) :], strict=True))
+    replies = replies[: len(replies) - len(with_running)]
     counters = {_text(k): int(v) for k, v in replies[0].items()}
     paused = {_text(m) for m in replies[1]}
     dead_letter = DeadLetterCounts(total=int(replies[2]), unreviewed=int(replies[3]))
@@ -156,7 +164,7 @@ async def queue_stats(
     for i, t in enumerate(names):
         due, later, parked, oldest = rest[4 * i : 4 * i + 4]
         age = next((max(0.0, now - score / 1000) for member, score in oldest if _text(member) not in running), None)
-        runs = min(running_by_type.get(t, 0), int(due))
+        runs = min(sum(1 for score in still.get(t, []) if score is not None and score <= now_ms), int(due))
         out[t] = TypeStats(
             queued=int(due) - runs, scheduled=int(later), running=runs,
             completed=counters.get(f"completed:type:{t}", 0), retried=counters.get(f"retried:type:{t}", 0),

@@ -83,6 +83,10 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"{name!r} is not an IANA time zone (like UTC or Europe/Berlin)") from exc
 
 
+# Longer is a mistake, and far longer overflowed counting ticks in milliseconds (a 500 to the API).
+EVERY_MAX_S = 10 * 366 * 86_400
+
+
 def _every_ms(every_s: float) -> int:
     return round(every_s * 1000)
 
@@ -94,7 +98,7 @@ class ScheduleSpec(BaseModel):
 
     name: str
     cron: str | None = None
-    every_s: float | None = Field(None, gt=0, allow_inf_nan=False, validate_default=True)
+    every_s: float | None = Field(None, gt=0, le=EVERY_MAX_S, allow_inf_nan=False, validate_default=True)
     type: str
     payload: dict[str, Any]
     priority: int = Field(PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)

@@ -2,7 +2,7 @@
 graphsim over HTTP, all on loopback, with faults injected while jobs flow; each case prints its
 figures, whether each goal is met, and a summary table at the end.
 
-    .venv/bin/python bench/chaos/run.py [--case kill|term|redis|network|order|all] [--jobs 10000]
+    .venv/bin/python bench/chaos/run.py [--case kill|term|redis|network|order|failover|fuzz|all] [--jobs 10000]
                                         [--seed 1] [--workers 4] [--graph-latency 0.1] [--keep-logs]
     ./dev chaos [same options]
 
@@ -43,6 +43,22 @@ by N / 10000, with a floor):
   processes (producer k owns chats k, k+4, ...; each writes its chats' messages in order), graphsim
   failing about 10% of the posts with 503, 4 workers, Graph's Teams limits on. Goal: every chat
   received its messages in enqueue order, none missing.
+- failover: Redis Sentinel (a master, a replica, three sentinels; down-after 1 s) under 4 workers,
+  a `graphworks serve --role webhooks` and two producers (mail enqueued with the Python client at
+  100 jobs/s, deliveries posted at 40/s); the master SIGKILLed and, once the sentinels name the
+  replica, started again: as its replica (a supervisor asking the sentinels), then as it was (a
+  master until the sentinels demote it, ~10 s); each with REDIS_WAIT_REPLICAS=0 and 1
+  (chaos/failover.py). Reported: seconds from the kill to the new master, to the first
+  acknowledged enqueue and 202 (of requests made after the kill) and to the first job completion
+  on the new master; acknowledged enqueues and 202'd deliveries lost. Goals: with WAIT=1 nothing
+  acknowledged lost; in every run no process needing a restart and no failure but "unavailable".
+  Without WAIT a loss is possible (asynchronous replication; writes to the restarted old master)
+  and reported, not judged. About 4 min.
+- fuzz: tests/fuzz/ at far more examples than `./dev test` (chaos/fuzz.py): schemathesis against a
+  running `serve` (25 examples per operation and token) and hypothesis against the webhook
+  receiver (6,000 deliveries, 1,200 more with Redis down). Goals: every test passes (no 5xx, every
+  response as its schema says, nothing stored that had to be dropped). Reported: the cases tried.
+  About 5 minutes.
 
 Every case also has the goal that no worker process exits on its own, and prints the "lease lost"
 warnings and tracebacks in the workers' logs.
@@ -81,6 +97,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: bench/ is where `chaos` lives
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from chaos.failover import Plan, run_failover
+from chaos.fuzz import LIMIT_S as FUZZ_LIMIT_S
+from chaos.fuzz import case_fuzz
 from chaos.harness import (
     MAILBOX,
     AofRedis,
@@ -812,6 +831,36 @@ async def case_order(r: Rig, opts: Options, result: CaseResult) -> None:
     )
 
 
+# -- failover: Redis Sentinel, the master SIGKILLed, with and without REDIS_WAIT_REPLICAS ------------
+
+
+async def case_failover(r: Rig, opts: Options, result: CaseResult) -> None:
+    for as_replica, wait in ((True, 0), (True, 1), (False, 0), (False, 1)):
+        plan = Plan(wait_replicas=wait, workers=opts.workers, jobs_per_s=100.0, deliveries_per_s=40.0,
+                    before_kill_s=5.0, after_failover_s=8.0, graph_latency_s=opts.graph_latency_s,
+                    rejoin_as_replica=as_replica, drain_limit_s=90.0)  # fmt: skip
+        rejoin = "replica" if as_replica else "master"
+        r.log(f"REDIS_WAIT_REPLICAS={wait}, old master restarted as a {rejoin}: figures prefixed W{wait}/{rejoin}")
+        f = await run_failover(r.tmp / f"wait{wait}-{rejoin}", plan)
+        p = f"W{wait}/{rejoin}: "
+        judged = equals if wait else (lambda name, value, _want: info(name, value))
+        result.add(
+            info(p + "kill -> sentinels name the new master (s)", f.failover_at - f.killed_at),
+            info(p + "kill -> old master a replica again (s)", f.rejoined_at - f.killed_at),
+            info(p + "kill -> first acknowledged enqueue (s)", f.ack_resumed_s),
+            info(p + "kill -> first 202 (s)", f.accept_resumed_s),
+            info(p + "kill -> first completion on the new master (s)", f.completing_resumed_s),
+            info(p + "enqueues acknowledged / unavailable", f"{len(f.acked)}/{f.unavailable}"),
+            info(p + "deliveries answered 202 / 503", f"{len(f.accepted)}/{f.refused}"),
+            judged(p + "acknowledged enqueues lost", len(f.lost_jobs), 0),
+            judged(p + "202s for deliveries lost", len(f.lost_deliveries), 0),
+            equals(p + "processes needing a restart by hand", " ".join(f.dead) or 0, 0),
+            equals(p + "failures other than unavailable", dict(f.errors) or 0, 0),
+            info(p + "jobs graphsim received twice or more", f.sent_twice),
+            info(p + "tracebacks in the logs", f.tracebacks),
+        )  # fmt: skip
+
+
 def _all(r: Rig) -> list[Outcome]:
     return [o for pool in r.pools for o in outcomes(pool)]
 
@@ -825,8 +874,18 @@ CASES: dict[str, tuple[Case, str]] = {
     "redis": (case_redis, "redis-server SIGKILLed and restarted on its AOF, twice"),
     "network": (case_network, "latency, blackholes and resets to Redis, then to graphsim"),
     "order": (case_order, "Teams messages per chat in order through 503s"),
+    "failover": (case_failover, "Sentinel: the master SIGKILLed, with and without REDIS_WAIT_REPLICAS"),
+    "fuzz": (case_fuzz, "tests/fuzz/ (schemathesis on the API, hypothesis on the receiver) at length"),
 }
-CASE_LIMIT_S = {"kill": 900.0, "term": 900.0, "redis": 600.0, "network": 900.0, "order": 900.0}
+CASE_LIMIT_S = {
+    "kill": 900.0,
+    "term": 900.0,
+    "redis": 600.0,
+    "network": 900.0,
+    "order": 900.0,
+    "failover": 900.0,
+    "fuzz": FUZZ_LIMIT_S,
+}
 
 
 async def run_case(name: str, opts: Options) -> CaseResult:

@@ -35,8 +35,11 @@ def settings_or_exit() -> Settings:
 def redis_from(settings: Settings) -> aioredis.Redis:
     from graphworks_core.connections import redis_client
 
-    if not settings.redis_url:
-        raise click.ClickException("REDIS_URL is not set: name the Redis the workers use (redis://host:port/db)")
+    if not settings.redis_configured:
+        raise click.ClickException(
+            "REDIS_URL is not set: name the Redis the workers use (redis://host:port/db, or REDIS_SENTINELS"
+            " and REDIS_SENTINEL_MASTER)"
+        )
     return redis_client(settings)
 
 

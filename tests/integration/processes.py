@@ -9,11 +9,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from graphsim.server import SimServer
 from graphworks.embedded_redis import free_port, redis_server_binary
+from graphworks_core import keys
+
+
+async def jobs_queued(redis: Any) -> int:
+    """The arq queue's members but the workers' own cron runs (`cron:<name>:<time>`, enqueued by a
+    worker at :00 and :30 for the index trim): what a test enqueued and is still waiting."""
+    members = await redis.zrange(keys.queue(), 0, -1)
+    return sum(1 for m in members if not (m.decode() if isinstance(m, bytes) else str(m)).startswith("cron:"))
 
 
 def graphworks_env(redis_url: str, sim: SimServer, **extra: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from graphworks.embedded_redis import start_redis
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_S = 60.0  # a Python child importing redis and starting a server, on a busy 2-core machine
-DEMO_S = 180.0  # the whole demo, up to "holding"
+DEMO_S = 180.0  # the whole demo, up to its hold
 GONE_S = 10.0  # a server told to go (SIGTERM) is gone within this
 
 
@@ -296,7 +296,9 @@ def test_demo_hold_ended_by_a_signal_leaves_no_redis_behind(
     args = [sys.executable, "-m", "graphworks", "demo", "--hold", "--data-dir", str(data_dir)]
     with spawned(args, env=child_env()) as (proc, lines):
         port = int(lines.wait_for(r"embedded Redis on redis://127\.0\.0\.1:(\d+)/0", DEMO_S).group(1))
-        lines.wait_for(r"holding Redis and graphsim up", DEMO_S)
+        lines.wait_for(r"dashboard: http://127\.0\.0\.1:\d+/dashboard", DEMO_S)
+        lines.wait_for(r"sign in with the token: \S+", DEMO_S)
+        lines.wait_for(r"Ctrl-C \(or SIGTERM\) to stop", DEMO_S)  # held: the dashboard and a worker up
         server = Proc(redis_pid(port))
         reap.append(server)
         assert server.ppid == proc.pid
