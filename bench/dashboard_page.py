@@ -13,13 +13,14 @@ in a thread on an embedded Redis, with one job of each kind of outcome stored.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 from pydantic import SecretStr
 
 from graphsim.threaded_server import ThreadedServer
@@ -49,6 +50,16 @@ def weigh(base: str) -> tuple[int, int, int]:
             raw += len(plain.content)
             count += 1
     return gz, raw, count
+
+
+def first_paint(page: Page, fcp_js: str) -> float:
+    """The page's first contentful paint (ms), once the browser has recorded it."""
+    for _ in range(200):
+        value = float(page.evaluate(fcp_js))
+        if not math.isnan(value):
+            return value
+        page.wait_for_timeout(25)  # polling for the browser's own record, not standing in for time
+    raise RuntimeError("no first-contentful-paint entry")
 
 
 def main() -> int:
@@ -87,8 +98,7 @@ def main() -> int:
                     bare = browser.new_context(base_url=server.url, java_script_enabled=False)
                     page = bare.new_page()
                     page.goto("/dashboard")
-                    page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
-                    base_fcp.append(page.evaluate(fcp_js))
+                    base_fcp.append(first_paint(page, fcp_js))
                     bare.close()
                 browser.close()
             fcp, ready, base = statistics.median(dash_fcp), statistics.median(dash_ready), statistics.median(base_fcp)

@@ -150,9 +150,23 @@ export function deadLetters(ctx) {
         return done;
       } };
     }
-    const filters = chosenGroups.size ? [...chosenGroups.values()].map(groupFilter) : [apiFilter()];
-    let count = 0;
-    const sample = [];
+    // A group without a Graph code or status cannot be named by the API's filter (there, a missing
+    // field means "any"): its entries are listed and redriven one by one instead.
+    const groupsChosen = [...chosenGroups.values()];
+    const exact = groupsChosen.filter((g) => g.graph_code !== null && g.status !== null);
+    const loose = groupsChosen.filter((g) => g.graph_code === null || g.status === null);
+    const filters = chosenGroups.size ? exact.map(groupFilter) : [apiFilter()];
+    const ids = [];
+    for (const g of loose) {
+      let next;
+      do {
+        const page = await ctx.api("/api/queue/dead-letter", { query: { ...groupFilter(g), limit: 500, cursor: next } });
+        ids.push(...page.entries.filter((e) => e.graph_code === g.graph_code && e.status === g.status).map((e) => e.id));
+        next = page.next_cursor;
+      } while (next);
+    }
+    let count = ids.length;
+    const sample = ids.slice(0, 5);
     for (const f of filters) {
       const preview = await ctx.api("/api/queue/dead-letter/retry", { method: "POST", body: { ...f, dry_run: true } });
       count += preview.matched;
@@ -160,6 +174,10 @@ export function deadLetters(ctx) {
     }
     return { count, sample: sample.slice(0, 5), run: async () => {
       let done = 0;
+      for (const id of ids) {
+        const r = await ctx.api(`/api/queue/dead-letter/${encodeURIComponent(id)}/retry`, { method: "POST" });
+        if (r.redriven) done += 1;
+      }
       for (const f of filters) {
         const r = await ctx.api("/api/queue/dead-letter/retry", { method: "POST", body: { ...f, dry_run: false } });
         done += r.redriven;
