@@ -116,16 +116,24 @@ NO_TOKENS = Refusal(
 )
 
 
+async def braked(brake: FailureBrake, roles: set[Role], client: str) -> Refusal | None:
+    """The brake's one call for an attempt with these roles (none: a failure, recorded), and the
+    429 to answer if `client` is held. The API's guard and the dashboard's sign-in both use it."""
+    held = await (brake.retry_after_s(client) if roles else brake.failed(client))
+    if held is None:
+        return None
+    detail = "too many failed token attempts from this client; try again later"
+    return Refusal(429, detail, (("Retry-After", str(held)),))
+
+
 async def admit(
     brake: FailureBrake, roles: set[Role], token_given: bool, method: str, path: str, client: str
 ) -> Role | Refusal:
     """The role a request goes on with, or what to answer. `roles` are those of the credentials it
     presented (none: missing or wrong); one Redis call to the brake either way."""
-    held = await (brake.retry_after_s(client) if roles else brake.failed(client))
+    held = await braked(brake, roles, client)
     if held is not None:
-        return Refusal(
-            429, "too many failed token attempts from this client; try again later", (("Retry-After", str(held)),)
-        )
+        return held
     if not roles:
         if not token_given:
             return Refusal(401, "an `Authorization: Bearer <token>` header is required", (("WWW-Authenticate", REALM),))

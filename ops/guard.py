@@ -26,11 +26,17 @@ class TooLarge(Exception):
     pass
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def client_address(scope: Scope) -> str:
+    """The caller's address, as the brake counts failures by it ("?" when the server gives none)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
 
 
 def is_json(content_type: str | None) -> bool:
@@ -40,7 +46,7 @@ def is_json(content_type: str | None) -> bool:
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body, or TooLarge as soon as it is known to be over `limit` (never read in full)."""
-    length = _header(scope, b"content-length")
+    length = header(scope, b"content-length")
     if length is not None and length.strip().isdigit() and int(length) > limit:
         raise TooLarge
     chunks: list[bytes] = []
@@ -95,7 +101,7 @@ class ApiGuard:
             except TooLarge:
                 await self._refuse(send, Refusal(413, f"the body is over {self.max_body_bytes} bytes"))
                 return
-            if body and not is_json(_header(scope, b"content-type")):
+            if body and not is_json(header(scope, b"content-type")):
                 await self._refuse(send, Refusal(415, "Content-Type must be application/json"))
                 return
             receive = _replay(body, receive)
@@ -109,17 +115,16 @@ class ApiGuard:
         session_role: Role | None = scope.get("state", {}).get("session_role")  # ops/session.py's cookie
         if session_role is not None:
             return {session_role}, True
-        presented = bearer(_header(scope, b"authorization"))
+        presented = bearer(header(scope, b"authorization"))
         return self.tokens.roles_of(presented or ""), presented is not None
 
     async def _admit(self, scope: Scope, method: str, path: str) -> Role | Refusal:
         if not self.tokens.entries:
             return NO_TOKENS
         roles, given = self._credentials(scope)
-        client = scope.get("client")
         try:
             async with redis_deadline(self.settings):
-                return await admit(self.brake, roles, given, method, path, client[0] if client else "?")
+                return await admit(self.brake, roles, given, method, path, client_address(scope))
         except RedisUnanswered as exc:
             return _unavailable(str(exc))
         except UNREACHABLE as exc:

@@ -32,9 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from graphworks_core import keys
 from graphworks_core.connections import UNREACHABLE
 from graphworks_core.settings import Settings
-from ops.auth import FailureBrake, Role, Tokens
+from ops.auth import FailureBrake, Role, Tokens, braked
 from ops.errors import RETRY_AFTER_S, RedisUnanswered, redis_deadline
-from ops.guard import TooLarge, is_json, read_body, respond_json
+from ops.guard import TooLarge, client_address, header, is_json, read_body, respond_json
 
 COOKIE = "graphworks_session"
 CSRF_HEADER = b"x-csrf-token"
@@ -62,13 +62,6 @@ class Session:
 
 def _sid_key(sid: str) -> str:
     return keys.dashboard_session(hashlib.sha256(sid.encode()).hexdigest())
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def cookie_sid(scope: Scope) -> str | None:
@@ -182,12 +175,9 @@ class SessionEndpoint:
         token = given.strip() if isinstance(given, str) else ""
         # As the guard does: a missing token is a failure like a wrong one, one brake call either way.
         roles = self.sessions.tokens.roles_of(token)
-        client = scope.get("client")
-        who = client[0] if client else "?"
-        held = await (self.brake.retry_after_s(who) if roles else self.brake.failed(who))
+        held = await braked(self.brake, roles, client_address(scope))
         if held is not None:
-            detail = "too many failed token attempts from this client; try again later"
-            await respond_json(send, 429, {"detail": detail}, (("Retry-After", str(held)),))
+            await respond_json(send, held.status, {"detail": held.detail}, held.headers)
             return
         if not roles:
             await respond_json(

@@ -20,8 +20,8 @@ from importlib import resources
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ops.guard import respond_json
-from ops.session import SESSION_PATH, SessionEndpoint, header
+from ops.guard import header, respond_json
+from ops.session import SESSION_PATH, SessionEndpoint
 
 PREFIX = "/dashboard"
 STATIC = f"{PREFIX}/static/"

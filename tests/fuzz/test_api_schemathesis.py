@@ -31,7 +31,7 @@ from graphworks_core.envelope import AttemptRecord
 from graphworks_core.errors import ErrorClass
 from graphworks_core.settings import load_settings
 from ops.app import create_api
-from tests.api.conftest import ADMIN, VIEWER, Served, serve
+from tests.api.conftest import ADMIN, VIEWER, Served, serve, with_db
 from worker.deadletter.models import DeadLetterEntry
 from worker.deadletter.redis_store import RedisDeadLetterStore
 
@@ -51,10 +51,6 @@ CHECKS = [
     openapi_checks.response_schema_conformance,
 ]
 CONFIG = schemathesis.Config.from_dict({"seed": 20261202, "generation": {"mode": "all"}})
-
-
-def _with_db(url: str, db: int) -> str:
-    return f"{url.rsplit('/', 1)[0]}/{db}" if url.count("/") > 2 else f"{url}/{db}"
 
 
 def _dead_letters() -> list[DeadLetterEntry]:
@@ -106,9 +102,7 @@ def _seed(served: Served, url: str) -> None:
 
 @pytest.fixture(scope="module")
 def fuzzed(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    url = _with_db(redis_url, OWN_DB)
-    with redis.Redis.from_url(url) as r:
-        r.flushdb()
+    url = with_db(redis_url, OWN_DB)
     # A brake of 20 wrong tokens a minute would answer the no-token run's every request 429.
     s = serve(url, tmp_path_factory.mktemp("fuzz-serve") / "serve.log", API_AUTH_FAILURES_PER_MIN="1000000")
     try:

@@ -15,6 +15,7 @@ script's `fuzz` case runs far more).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +35,7 @@ from graphworks.embedded_redis import free_port
 from graphworks_core import keys
 from graphworks_core.envelope import PRIORITY_DEFAULT
 from graphworks_core.settings import Settings, load_settings
+from tests.api.conftest import with_db
 from tests.webhooks.helpers import TENANT, queued, register
 from webhooks.app import LIFECYCLE_PATH, NOTIFY_PATH, ReceiverApp
 from webhooks.tokens import TokenValidator
@@ -133,10 +135,6 @@ async def _pieces(body: bytes) -> AsyncIterator[bytes]:
         yield b""
 
 
-def _with_db(url: str, db: int) -> str:
-    return f"{url.rsplit('/', 1)[0]}/{db}" if url.count("/") > 2 else f"{url}/{db}"
-
-
 def _settings(redis_url: str, sim: SimServer) -> Settings:
     return load_settings(
         redis_url=redis_url,
@@ -148,25 +146,32 @@ def _settings(redis_url: str, sim: SimServer) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def harness(redis_url: str, graphsim_server: SimServer) -> Iterator[Harness]:
-    url = _with_db(redis_url, OWN_DB)
-    config = _settings(url, graphsim_server)
-    store = graphsim_server.state.subscriptions
-    valid = store.validation_token(audience=CLIENT_ID)
+@contextlib.contextmanager
+def _receiving(config: Settings, valid: str) -> Iterator[Harness]:
+    """A receiver for `config` with its own event loop, and a Redis client on the same database."""
     with asyncio.Runner() as runner:
 
         async def build() -> tuple[ReceiverApp, aioredis.Redis]:
             tokens = TokenValidator(config.webhook_jwks_url, CLIENT_ID)
-            return ReceiverApp(config, tokens=tokens), aioredis.Redis.from_url(url)
+            return ReceiverApp(config, tokens=tokens), aioredis.Redis.from_url(str(config.redis_url))
 
         app, client = runner.run(build())
         try:
             yield Harness(runner, app, client, config, valid)
         finally:
             runner.run(app.aclose())
-            runner.run(client.flushdb())
             runner.run(client.aclose())
+
+
+@pytest.fixture(scope="module")
+def harness(redis_url: str, graphsim_server: SimServer) -> Iterator[Harness]:
+    url = with_db(redis_url, OWN_DB)
+    valid = graphsim_server.state.subscriptions.validation_token(audience=CLIENT_ID)
+    with _receiving(_settings(url, graphsim_server), valid) as h:
+        try:
+            yield h
+        finally:
+            h.runner.run(h.redis.flushdb())
 
 
 # -- what is sent --------------------------------------------------------------------------------
@@ -458,18 +463,8 @@ def test_the_check_fails_when_a_forged_item_is_stored(harness: Harness) -> None:
 def harness_without_redis(graphsim_server: SimServer) -> Iterator[Harness]:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     config = _settings(url, graphsim_server).model_copy(update={"webhook_persist_deadline_s": 1.0})
-    with asyncio.Runner() as runner:
-
-        async def build() -> tuple[ReceiverApp, aioredis.Redis]:
-            tokens = TokenValidator(config.webhook_jwks_url, CLIENT_ID)
-            return ReceiverApp(config, tokens=tokens), aioredis.Redis.from_url(url)
-
-        app, client = runner.run(build())
-        try:
-            yield Harness(runner, app, client, config, "no token is valid here")
-        finally:
-            runner.run(app.aclose())
-            runner.run(client.aclose())
+    with _receiving(config, "no token is valid here") as h:
+        yield h
 
 
 @settings(FUZZ, max_examples=max(10, EXAMPLES // 5))

@@ -137,18 +137,33 @@ export function deadLetters(ctx) {
     return f;
   }
 
+  // Every entry under `query`, 500 a page, up to `max`; `more`: the store held more than that.
+  async function allEntries(query, max = Infinity) {
+    const found = [];
+    let next;
+    do {
+      const page = await ctx.api("/api/queue/dead-letter", { query: { ...query, limit: 500, cursor: next } });
+      found.push(...page.entries);
+      next = page.next_cursor;
+    } while (next && found.length < max);
+    return { entries: found, more: Boolean(next) };
+  }
+
+  // One entry at a time (POST /dead-letter/{id}/retry): how many went back to the queue.
+  async function redriveEach(ids) {
+    let done = 0;
+    for (const id of ids) {
+      const r = await ctx.api(`/api/queue/dead-letter/${encodeURIComponent(id)}/retry`, { method: "POST" });
+      if (r.redriven) done += 1;
+    }
+    return done;
+  }
+
   // What a redrive will touch: selected entries, else selected groups, else the filter.
   async function plan() {
     if (chosenEntries.size) {
       const ids = [...chosenEntries];
-      return { count: ids.length, sample: ids.slice(0, 5), run: async () => {
-        let done = 0;
-        for (const id of ids) {
-          const r = await ctx.api(`/api/queue/dead-letter/${encodeURIComponent(id)}/retry`, { method: "POST" });
-          if (r.redriven) done += 1;
-        }
-        return done;
-      } };
+      return { count: ids.length, sample: ids.slice(0, 5), run: () => redriveEach(ids) };
     }
     // A group without a Graph code or status cannot be named by the API's filter (there, a missing
     // field means "any"): its entries are listed and redriven one by one instead.
@@ -158,12 +173,8 @@ export function deadLetters(ctx) {
     const filters = chosenGroups.size ? exact.map(groupFilter) : [apiFilter()];
     const ids = [];
     for (const g of loose) {
-      let next;
-      do {
-        const page = await ctx.api("/api/queue/dead-letter", { query: { ...groupFilter(g), limit: 500, cursor: next } });
-        ids.push(...page.entries.filter((e) => e.graph_code === g.graph_code && e.status === g.status).map((e) => e.id));
-        next = page.next_cursor;
-      } while (next);
+      const { entries: found } = await allEntries(groupFilter(g));
+      ids.push(...found.filter((e) => e.graph_code === g.graph_code && e.status === g.status).map((e) => e.id));
     }
     let count = ids.length;
     const sample = ids.slice(0, 5);
@@ -173,11 +184,7 @@ export function deadLetters(ctx) {
       sample.push(...preview.sample.map((e) => `${e.id} (${e.type}, ${e.graph_code || e.error_class})`));
     }
     return { count, sample: sample.slice(0, 5), run: async () => {
-      let done = 0;
-      for (const id of ids) {
-        const r = await ctx.api(`/api/queue/dead-letter/${encodeURIComponent(id)}/retry`, { method: "POST" });
-        if (r.redriven) done += 1;
-      }
+      let done = await redriveEach(ids);
       for (const f of filters) {
         const r = await ctx.api("/api/queue/dead-letter/retry", { method: "POST", body: { ...f, dry_run: false } });
         done += r.redriven;
@@ -240,13 +247,7 @@ export function deadLetters(ctx) {
   }
 
   async function exportJson() {
-    const all = [];
-    let next;
-    do {
-      const page = await ctx.api("/api/queue/dead-letter", { query: { ...filter, limit: 500, cursor: next } });
-      all.push(...page.entries);
-      next = page.next_cursor;
-    } while (next && all.length < EXPORT_MAX);
+    const { entries: all, more: next } = await allEntries(filter, EXPORT_MAX);
     const blob = new Blob([JSON.stringify(all, null, 2)], { type: "application/json" });
     const link = h("a", { href: URL.createObjectURL(blob), download: `dead-letters-${new Date().toISOString().slice(0, 19)}.json` });
     document.body.append(link);
