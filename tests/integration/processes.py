@@ -18,11 +18,15 @@ from graphworks.embedded_redis import free_port, redis_server_binary
 from graphworks_core import keys
 
 
+def is_cron_run(arq_id: bytes | str) -> bool:
+    """A worker's own cron run in the arq queue (`cron:<name>:<time>`: a worker enqueues the index
+    trim at :00 and :30), not a job: it has no envelope, and a test crossing the half hour meets it."""
+    return (arq_id.decode() if isinstance(arq_id, bytes) else arq_id).startswith("cron:")
+
+
 async def jobs_queued(redis: Any) -> int:
-    """The arq queue's members but the workers' own cron runs (`cron:<name>:<time>`, enqueued by a
-    worker at :00 and :30 for the index trim): what a test enqueued and is still waiting."""
-    members = await redis.zrange(keys.queue(), 0, -1)
-    return sum(1 for m in members if not (m.decode() if isinstance(m, bytes) else str(m)).startswith("cron:"))
+    """The arq queue's members but the workers' cron runs: what a test enqueued and is still waiting."""
+    return sum(1 for m in await redis.zrange(keys.queue(), 0, -1) if not is_cron_run(m))
 
 
 def graphworks_env(redis_url: str, sim: SimServer, **extra: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from graphworks_core import keys
 from graphworks_core.envelope import Envelope, decode
+from tests.integration.processes import is_cron_run
 from worker.arq_adapter import JOB_KEY_PREFIX as job_key_prefix
 from worker.subscriptions.client_state import client_state_digest, new_client_state
 from worker.subscriptions.registry import SubscriptionRecord, SubscriptionRegistry
@@ -52,8 +53,8 @@ def item(sub_id: str, client_state: str | None, **extra: Any) -> dict[str, Any]:
 
 
 async def queued(redis: aioredis.Redis, queue: str = "default") -> list[Envelope]:
-    """Envelopes in the queue zset (runnable now), in score order."""
-    ids = [m.decode() for m in await redis.zrange(keys.queue(queue), 0, -1)]
+    """Envelopes in the queue zset (runnable now), in score order; the workers' cron runs are no envelopes."""
+    ids = [m.decode() for m in await redis.zrange(keys.queue(queue), 0, -1) if not is_cron_run(m)]
     out = []
     for arq_id in ids:
         raw = await redis.get(job_key_prefix + arq_id)
